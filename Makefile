@@ -1,0 +1,56 @@
+# chat-service: one entry point for running, testing and measuring.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+STACK := bash stack/stack.sh
+STACK_HOST ?= 127.0.0.1
+CASSANDRA_PORT ?= 9042
+KAFKA_PORT ?= 9092
+REDIS_PORT ?= 6379
+
+# The environment that points the service at the local stack.
+STACK_ENV := CASSANDRA_NODE_HOSTS=$(STACK_HOST):$(CASSANDRA_PORT) \
+	CACHE_HOST=$(STACK_HOST) CACHE_PORT=$(REDIS_PORT) \
+	KAFKA_BROKERS=$(STACK_HOST):$(KAFKA_PORT)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Run the service on the embedded in-memory backends (nothing is kept)
+	cargo run --release -p service --bin chat-service
+
+.PHONY: run-stack
+run-stack: stack-up ## Run the service on the local Cassandra, Kafka and Redis
+	$(STACK_ENV) cargo run --release -p service --bin chat-service
+
+.PHONY: migrate
+migrate: ## Apply the Cassandra schema (local stack unless CASSANDRA_NODE_HOSTS is set)
+	CASSANDRA_NODE_HOSTS=$${CASSANDRA_NODE_HOSTS:-$(STACK_HOST):$(CASSANDRA_PORT)} \
+		cargo run --release -p service --bin chat-service -- migrate
+
+.PHONY: stack-up stack-down stack-status stack-logs
+stack-up: ## Install, fetch and start Cassandra, Kafka and Redis on 127.0.0.1
+	$(STACK) up
+stack-down: ## Stop what stack-up started
+	$(STACK) down
+stack-status: ## Show the local stack
+	$(STACK) status
+stack-logs: ## Tail the local stack's logs
+	$(STACK) logs
+
+.PHONY: lint
+lint: ## cargo fmt --check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test
+test: lint stack-up ## Lint, then every test of the workspace against the real stack
+	cargo test --workspace --no-fail-fast
+
+.PHONY: e2e
+e2e: stack-up ## The end-to-end suite alone
+	cargo test -p e2e --no-fail-fast

@@ -1,0 +1,286 @@
+//! Typed configuration, read once from the environment.
+//!
+//! Names follow the original service's `.env.example`; every variable is
+//! documented in `.env.example` at the repository root. A backend whose
+//! variables are absent runs in memory, so `chat-service` with no
+//! configuration at all is a working single-instance server.
+
+use std::{fmt, net::IpAddr, time::Duration};
+
+/// Everything the service needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind (`HOST`, default `0.0.0.0`).
+    pub host: IpAddr,
+    /// Port for HTTP and Socket.IO (`PORT`, default 3000; 0 picks a free one).
+    pub port: u16,
+    /// Cassandra, when `CASSANDRA_NODE_HOSTS` is set.
+    pub cassandra: Option<CassandraSettings>,
+    /// Redis, when `CACHE_HOST` is set.
+    pub redis: Option<RedisSettings>,
+    /// Kafka, when `KAFKA_BROKERS` is set.
+    pub kafka: Option<KafkaSettings>,
+    /// Lifetime of a login token (`TOKEN_TTL_SECONDS`, default 7 days).
+    pub token_ttl: Duration,
+    /// Largest accepted HTTP body (`HTTP_BODY_LIMIT_BYTES`, default 16 KiB).
+    pub body_limit: usize,
+    /// Width of a message partition's time bucket
+    /// (`MESSAGE_BUCKET_SECONDS`, default 1 day). Fixed for a keyspace's life.
+    pub message_bucket: Duration,
+}
+
+/// Connection settings for Cassandra.
+#[derive(Debug, Clone)]
+pub struct CassandraSettings {
+    /// `host:port` contact points (`CASSANDRA_NODE_HOSTS`, comma separated;
+    /// a host without a port gets 9042).
+    pub hosts: Vec<String>,
+    /// Local datacenter for load balancing (`CASSANDRA_DATACENTER`).
+    pub datacenter: Option<String>,
+    /// Keyspace (`CASSANDRA_KEYSPACE`, default `chat_service`).
+    pub keyspace: String,
+    /// Replication map used when the keyspace is created
+    /// (`CASSANDRA_REPLICATION`, default SimpleStrategy with factor 1).
+    pub replication: String,
+    /// Optional credentials (`CASSANDRA_USERNAME`, `CASSANDRA_PASSWORD`).
+    pub credentials: Option<(String, Secret)>,
+}
+
+/// Connection settings for Redis.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `CACHE_HOST`.
+    pub host: String,
+    /// `CACHE_PORT`, default 6379.
+    pub port: u16,
+    /// `CACHE_PASSWORD`, optional.
+    pub password: Option<Secret>,
+    /// Prefix of every key this service writes (`CACHE_PREFIX`, default `chat:`).
+    pub prefix: String,
+}
+
+impl RedisSettings {
+    /// The connection URL, RESP3 (the Socket.IO adapter needs it).
+    pub fn url(&self) -> String {
+        let auth = match &self.password {
+            Some(password) => format!(":{}@", password.expose()),
+            None => String::new(),
+        };
+        format!("redis://{auth}{}:{}/?protocol=resp3", self.host, self.port)
+    }
+}
+
+/// Connection settings for Kafka.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BROKERS`, comma separated `host:port`.
+    pub brokers: String,
+    /// Consumer group of the message pipeline (`KAFKA_CONSUMER_GROUP`, default `ms-chats`).
+    pub consumer_group: String,
+    /// Client id sent to the brokers (`KAFKA_SERVICE_NAME`, default `chat-service`).
+    pub service_name: String,
+    /// SASL/PLAIN credentials, only when both are set (`KAFKA_USERNAME`, `KAFKA_PASSWORD`).
+    pub credentials: Option<(String, Secret)>,
+    /// Prefix put before every topic name (`KAFKA_TOPIC_PREFIX`, default empty).
+    pub topic_prefix: String,
+    /// Partitions of topics created at start-up (`KAFKA_TOPIC_PARTITIONS`, default 6).
+    pub partitions: i32,
+}
+
+/// A configuration value that must never reach a log.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {name}: {reason}")]
+pub struct ConfigError {
+    name: &'static str,
+    reason: String,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, so tests need not touch the
+    /// process environment. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let parse = |name: &'static str, default: &str| -> Result<u64, ConfigError> {
+            let raw = get(name).unwrap_or_else(|| default.to_owned());
+            raw.trim().parse().map_err(|_| ConfigError {
+                name,
+                reason: format!("{raw:?} is not a whole number"),
+            })
+        };
+        let credentials = |user: &str, password: &str| match (get(user), get(password)) {
+            (Some(user), Some(password)) => Some((user, Secret(password))),
+            _ => None,
+        };
+
+        let host = get("HOST")
+            .unwrap_or_else(|| "0.0.0.0".to_owned())
+            .parse()
+            .map_err(|_| ConfigError {
+                name: "HOST",
+                reason: "not an IP address".to_owned(),
+            })?;
+        let port = u16::try_from(parse("PORT", "3000")?).map_err(|_| ConfigError {
+            name: "PORT",
+            reason: "above 65535".to_owned(),
+        })?;
+
+        let cassandra = get("CASSANDRA_NODE_HOSTS").map(|hosts| CassandraSettings {
+            hosts: hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty())
+                .map(|host| {
+                    if host.contains(':') {
+                        host.to_owned()
+                    } else {
+                        format!("{host}:9042")
+                    }
+                })
+                .collect(),
+            datacenter: get("CASSANDRA_DATACENTER"),
+            keyspace: get("CASSANDRA_KEYSPACE").unwrap_or_else(|| "chat_service".to_owned()),
+            replication: get("CASSANDRA_REPLICATION").unwrap_or_else(|| {
+                "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_owned()
+            }),
+            credentials: credentials("CASSANDRA_USERNAME", "CASSANDRA_PASSWORD"),
+        });
+        if let Some(cassandra) = &cassandra {
+            let valid = !cassandra.keyspace.is_empty()
+                && cassandra.keyspace.len() <= 48
+                && cassandra
+                    .keyspace
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(ConfigError {
+                    name: "CASSANDRA_KEYSPACE",
+                    reason: "use 1 to 48 letters, digits or underscores".to_owned(),
+                });
+            }
+        }
+
+        let redis = match get("CACHE_HOST") {
+            Some(host) => Some(RedisSettings {
+                host,
+                port: u16::try_from(parse("CACHE_PORT", "6379")?).map_err(|_| ConfigError {
+                    name: "CACHE_PORT",
+                    reason: "above 65535".to_owned(),
+                })?,
+                password: get("CACHE_PASSWORD").map(Secret),
+                prefix: get("CACHE_PREFIX").unwrap_or_else(|| "chat:".to_owned()),
+            }),
+            None => None,
+        };
+
+        let kafka = match get("KAFKA_BROKERS") {
+            Some(brokers) => Some(KafkaSettings {
+                brokers,
+                consumer_group: get("KAFKA_CONSUMER_GROUP")
+                    .unwrap_or_else(|| "ms-chats".to_owned()),
+                service_name: get("KAFKA_SERVICE_NAME")
+                    .unwrap_or_else(|| "chat-service".to_owned()),
+                credentials: credentials("KAFKA_USERNAME", "KAFKA_PASSWORD"),
+                topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
+                partitions: i32::try_from(parse("KAFKA_TOPIC_PARTITIONS", "6")?)
+                    .ok()
+                    .filter(|partitions| *partitions > 0)
+                    .ok_or(ConfigError {
+                        name: "KAFKA_TOPIC_PARTITIONS",
+                        reason: "must be 1 or more".to_owned(),
+                    })?,
+            }),
+            None => None,
+        };
+
+        let message_bucket = parse("MESSAGE_BUCKET_SECONDS", "86400")?;
+        if message_bucket == 0 {
+            return Err(ConfigError {
+                name: "MESSAGE_BUCKET_SECONDS",
+                reason: "must be 1 or more".to_owned(),
+            });
+        }
+
+        Ok(Self {
+            host,
+            port,
+            cassandra,
+            redis,
+            kafka,
+            token_ttl: Duration::from_secs(parse("TOKEN_TTL_SECONDS", "604800")?.max(1)),
+            body_limit: usize::try_from(parse("HTTP_BODY_LIMIT_BYTES", "16384")?)
+                .unwrap_or(usize::MAX),
+            message_bucket: Duration::from_secs(message_bucket),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn no_configuration_means_every_backend_in_memory() {
+        let settings = settings(&[]).unwrap();
+        assert!(settings.cassandra.is_none() && settings.redis.is_none());
+        assert!(settings.kafka.is_none());
+        assert_eq!(settings.port, 3000);
+    }
+
+    #[test]
+    fn cassandra_hosts_get_the_default_port() {
+        let settings = settings(&[("CASSANDRA_NODE_HOSTS", "a, b:9043")]).unwrap();
+        assert_eq!(settings.cassandra.unwrap().hosts, ["a:9042", "b:9043"]);
+    }
+
+    #[test]
+    fn a_keyspace_that_could_inject_cql_is_refused() {
+        let result = settings(&[
+            ("CASSANDRA_NODE_HOSTS", "a"),
+            ("CASSANDRA_KEYSPACE", "x; DROP KEYSPACE y"),
+        ]);
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let settings = settings(&[("CACHE_HOST", "r"), ("CACHE_PASSWORD", "hunter22")]).unwrap();
+        assert!(!format!("{settings:?}").contains("hunter22"));
+        assert!(settings.redis.unwrap().url().contains("hunter22"));
+    }
+
+    #[test]
+    fn a_port_that_is_not_a_number_is_an_error() {
+        assert!(settings(&[("PORT", "http")]).is_err());
+    }
+}

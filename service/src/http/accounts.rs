@@ -1,0 +1,187 @@
+//! `/api/v1/accounts`: register, login, logout, me, list.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+    Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    extract::{AuthUser, Json, MaybeAuthUser, Query},
+    AppState,
+};
+use crate::{
+    domain::{DisplayName, Password, User, UserId, Username},
+    error::{ApiError, Result},
+    passwords,
+    store::{Account, StoreError},
+};
+
+/// Default and largest page of `GET /accounts`.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/accounts/register", post(register))
+        .route("/api/v1/accounts/login", post(login))
+        .route("/api/v1/accounts/logout", post(logout))
+        .route("/api/v1/accounts/me", get(me).post(me))
+        .route("/api/v1/accounts", get(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    username: String,
+    name: String,
+    password: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(username = %body.username))]
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterBody>,
+) -> Result<(StatusCode, axum::Json<Value>)> {
+    let username = Username::parse(&body.username)?;
+    let name = DisplayName::parse(&body.name)?;
+    let password = body.password.as_deref().map(Password::parse).transpose()?;
+    let password_hash = match password {
+        Some(password) => Some(
+            passwords::hash(password)
+                .await
+                .map_err(ApiError::Internal)?,
+        ),
+        None => None,
+    };
+    let account = Account {
+        user: User {
+            id: UserId::random(),
+            username: username.as_str().to_owned(),
+            name: name.as_str().to_owned(),
+        },
+        password_hash,
+    };
+    match state.storage.accounts.create(&username, &account).await {
+        Err(StoreError::Conflict) => return Err(ApiError::Conflict("username is already taken")),
+        other => other?,
+    }
+    let token = state
+        .sessions
+        .issue(account.user.id, state.token_ttl)
+        .await?;
+    tracing::info!(user_id = %account.user.id, "account registered");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "token": token.expose() })),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(username = %body.username))]
+async fn login(
+    State(state): State<AppState>,
+    Json(body): Json<LoginBody>,
+) -> Result<axum::Json<Value>> {
+    const REFUSED: ApiError = ApiError::Unauthorized("unknown username or wrong password");
+    let username = Username::parse(&body.username)?;
+    let password = body.password.as_deref().map(Password::parse).transpose();
+    let account = state.storage.accounts.by_username(&username).await?;
+    let allowed = match (&account, password) {
+        // An account without a password logs in by username, as the
+        // original allowed; a password sent along is ignored.
+        (
+            Some(Account {
+                password_hash: None,
+                ..
+            }),
+            _,
+        ) => true,
+        (_, Ok(Some(password))) => {
+            let hash = account.as_ref().and_then(|a| a.password_hash.clone());
+            passwords::verify(password, hash).await
+        }
+        _ => false,
+    };
+    let Some(account) = account.filter(|_| allowed) else {
+        return Err(REFUSED);
+    };
+    let token = state
+        .sessions
+        .issue(account.user.id, state.token_ttl)
+        .await?;
+    tracing::info!(user_id = %account.user.id, "logged in");
+    Ok(axum::Json(json!({ "token": token.expose() })))
+}
+
+async fn logout(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode> {
+    state.sessions.revoke(&caller.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<axum::Json<User>> {
+    let user = state
+        .storage
+        .accounts
+        .by_id(caller.id)
+        .await?
+        .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+    Ok(axum::Json(user))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// Parses `?limit=`: absent means `default`, else 1 to `max`.
+pub(super) fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|limit| (1..=max).contains(limit))
+        .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to {max}")))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<Vec<User>>> {
+    let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    let after = query
+        .after
+        .as_deref()
+        .map(Username::parse)
+        .transpose()
+        .map_err(|error| ApiError::BadRequest(format!("after: {error}")))?;
+    // One more than asked, so leaving the caller out never shortens a page
+    // that is not the last: a short page must mean the end.
+    let mut users = state
+        .storage
+        .accounts
+        .list(after.as_ref(), limit + 1)
+        .await?;
+    match caller {
+        Some(caller) if users.iter().any(|user| user.id == caller) => {
+            users.retain(|user| user.id != caller)
+        }
+        _ => {}
+    }
+    users.truncate(limit);
+    Ok(axum::Json(users))
+}

@@ -1,0 +1,129 @@
+//! Extractors that turn requests into trusted values, answering bad input
+//! in the contract's shape: JSON and query wrappers whose rejections are
+//! 400/413, and [`AuthUser`] / [`MaybeAuthUser`] that keep auth out of
+//! handlers.
+
+use axum::{
+    extract::{
+        rejection::JsonRejection, rejection::QueryRejection, FromRequest, FromRequestParts, Request,
+    },
+    http::{header::AUTHORIZATION, request::Parts, HeaderMap, StatusCode},
+};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::{domain::UserId, error::ApiError, sessions::Token};
+
+/// A JSON body; malformed JSON is a 400, an oversized body a 413.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    ApiError::BadRequest(rejection.body_text())
+}
+
+/// Query parameters; a malformed query string is a 400.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection: QueryRejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// The token of a request: `Authorization: <token>` or `Bearer <token>`.
+pub fn bearer_token(headers: &HeaderMap) -> Option<Token> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
+        Some(_) => return None,
+        None => value,
+    };
+    Token::from_client(token)
+}
+
+/// A caller with a live session. Missing or dead tokens are a 401.
+pub struct AuthUser {
+    /// Who is calling.
+    pub id: UserId,
+    /// The token they called with, so logout can revoke it.
+    pub token: Token,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
+            "missing or malformed Authorization header",
+        ))?;
+        let id = state
+            .sessions
+            .resolve(&token)
+            .await?
+            .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+        tracing::Span::current().record("user_id", tracing::field::display(id));
+        Ok(Self { id, token })
+    }
+}
+
+/// A caller who may or may not have a live session; a bad token counts as
+/// none, but a session store that is down is still a 503.
+pub struct MaybeAuthUser(pub Option<UserId>);
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = bearer_token(&parts.headers) else {
+            return Ok(Self(None));
+        };
+        Ok(Self(state.sessions.resolve(&token).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_token_is_read_bare_or_after_bearer() {
+        let token = Token::generate();
+        let bare = bearer_token(&headers(token.expose()));
+        let bearer = bearer_token(&headers(&format!("Bearer {}", token.expose())));
+        assert_eq!(bare.as_ref(), Some(&token));
+        assert_eq!(bearer.as_ref(), Some(&token));
+    }
+
+    #[test]
+    fn other_schemes_and_garbage_are_not_tokens() {
+        assert!(bearer_token(&headers("Basic dXNlcjpwYXNzd29yZA==")).is_none());
+        assert!(bearer_token(&headers("")).is_none());
+        assert!(bearer_token(&HeaderMap::new()).is_none());
+    }
+}

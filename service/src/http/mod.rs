@@ -1,0 +1,110 @@
+//! The HTTP side: routes under `/api/v1`, health, readiness and metrics,
+//! with tracing, metrics and a body limit around them.
+
+mod accounts;
+pub mod extract;
+mod health;
+mod rooms;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    error::error_body,
+    sessions::Sessions,
+    store::{Probe, Storage},
+};
+
+/// What every handler can reach: cheap, cloneable handles.
+#[derive(Clone)]
+pub struct AppState {
+    /// Accounts, rooms, messages.
+    pub storage: Storage,
+    /// Login sessions.
+    pub sessions: Arc<dyn Sessions>,
+    /// Backends that `/ready` asks.
+    pub probes: Vec<Arc<dyn Probe>>,
+    /// Lifetime of a new token.
+    pub token_ttl: Duration,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// Every route the service answers, as `(method, path)`; the OpenAPI
+/// document and the Postman collection are tested against this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/accounts/register"),
+    ("POST", "/api/v1/accounts/login"),
+    ("POST", "/api/v1/accounts/logout"),
+    ("GET", "/api/v1/accounts/me"),
+    ("POST", "/api/v1/accounts/me"),
+    ("GET", "/api/v1/accounts"),
+    ("GET", "/api/v1/rooms"),
+    ("GET", "/api/v1/rooms/{roomId}/messages"),
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+];
+
+/// The HTTP router with its layers.
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    Router::new()
+        .merge(accounts::router())
+        .merge(rooms::router())
+        .merge(health::router())
+        .fallback(not_found)
+        .layer(middleware::from_fn(record_metrics))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    route,
+                    user_id = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> Response {
+    let message = format!("Cannot {} {}", request.method(), request.uri().path());
+    error_body(StatusCode::NOT_FOUND, &message)
+}
+
+/// Counts requests and times them by route and status.
+async fn record_metrics(request: Request, next: Next) -> impl IntoResponse {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,25 @@
+//! chat-service: a real-time chat backend.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed settings read once from the environment.
+//! - [`telemetry`]: tracing subscriber set-up.
+//! - [`domain`]: newtypes that parse input once, at the edge (`Username`,
+//!   `RoomId`, `MessageId`, `MessageText`, ...). Handlers trust them.
+//! - [`store`]: durable state (accounts, rooms, messages) behind small
+//!   traits, with a Cassandra and an in-memory implementation side by side.
+//! - [`sessions`]: opaque bearer tokens, in Redis or in memory.
+//! - [`http`]: the axum routes under `/api/v1`, health, readiness, metrics.
+//! - [`startup`]: wiring: [`startup::Application::build`] connects the
+//!   backends, applies the schema and binds the port.
+//! - [`error`]: the HTTP error type and its NestJS-shaped body.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod passwords;
+pub mod sessions;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

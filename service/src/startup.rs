@@ -1,0 +1,184 @@
+//! Wiring: connect the backends the settings name (memory for the rest),
+//! apply the schema, bind the port, serve until told to stop.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::net::TcpListener;
+
+use crate::{
+    config::{CassandraSettings, RedisSettings, Settings},
+    http::{self, AppState},
+    sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
+    store::{
+        cassandra::{self, CassandraStore},
+        Probe, Storage,
+    },
+};
+
+/// How long in-flight requests may take to finish after a stop signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A service bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Application {
+    /// Connects every configured backend (waiting for them to answer),
+    /// applies the schema, and binds `settings.host:settings.port`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
+
+        let storage = match &settings.cassandra {
+            Some(cassandra) => {
+                let store = connect_cassandra(cassandra, settings.message_bucket).await?;
+                let storage = Storage::cassandra(store);
+                probes.push(storage.probe.clone());
+                storage
+            }
+            None => {
+                tracing::warn!(
+                    "CASSANDRA_NODE_HOSTS is not set: accounts, rooms and messages are kept \
+                     IN MEMORY and are lost when the process stops"
+                );
+                Storage::in_memory()
+            }
+        };
+
+        let sessions: Arc<dyn Sessions> = match &settings.redis {
+            Some(redis) => {
+                let sessions = Arc::new(RedisSessions::new(
+                    connect_redis(redis).await?,
+                    redis.prefix.clone(),
+                ));
+                probes.push(sessions.clone());
+                sessions
+            }
+            None => {
+                tracing::warn!(
+                    "CACHE_HOST is not set: sessions are kept IN MEMORY; this instance cannot \
+                     share them with another"
+                );
+                Arc::new(MemorySessions::default())
+            }
+        };
+
+        let state = AppState {
+            storage,
+            sessions,
+            probes,
+            token_ttl: settings.token_ttl,
+            metrics: metrics_handle(),
+        };
+        let router = http::router(state, settings.body_limit);
+
+        let address = SocketAddr::new(settings.host, settings.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot bind {address}"))?;
+        Ok(Self { listener, router })
+    }
+
+    /// The bound port (useful when the settings asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map_or(0, |address| address.port())
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests
+    /// finish for at most [`DRAIN_TIMEOUT`].
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        tracing::info!(port = self.port(), "listening");
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown);
+        let serve = tokio::spawn(async move { serve.await });
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => return Ok(result??),
+            _ = stopping_rx => {}
+        }
+        match tokio::time::timeout(DRAIN_TIMEOUT, serve).await {
+            Ok(result) => Ok(result??),
+            Err(_) => {
+                tracing::warn!("connections still open after the drain timeout; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Connects to Cassandra, applies the migrations and prepares the store.
+async fn connect_cassandra(
+    settings: &CassandraSettings,
+    bucket: Duration,
+) -> anyhow::Result<CassandraStore> {
+    let session = Arc::new(cassandra::connect(settings).await);
+    cassandra::migrate::apply(&session, settings)
+        .await
+        .context("applying the schema")?;
+    Ok(CassandraStore::new(session, &settings.keyspace, bucket).await?)
+}
+
+/// Opens a self-healing Redis connection, waiting until Redis answers.
+pub async fn connect_redis(settings: &RedisSettings) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(settings.url()).context("invalid Redis settings")?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1u32;
+    loop {
+        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+            Ok(connection) => return Ok(connection),
+            Err(error) => {
+                tracing::warn!(host = %settings.host, port = settings.port, attempt, cause = %error, "waiting for Redis to answer");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
+        })
+        .clone()
+}
+
+/// Applies the schema and returns: `chat-service migrate`.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let cassandra = settings
+        .cassandra
+        .as_ref()
+        .context("CASSANDRA_NODE_HOSTS is not set: there is no schema to apply")?;
+    let session = cassandra::connect(cassandra).await;
+    let applied = cassandra::migrate::apply(&session, cassandra).await?;
+    tracing::info!(keyspace = %cassandra.keyspace, applied, "schema is up to date");
+    Ok(())
+}

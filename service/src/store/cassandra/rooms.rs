@@ -1,0 +1,85 @@
+use async_trait::async_trait;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{unavailable, was_applied, CassandraStore};
+use crate::{
+    domain::{RoomId, UserId},
+    store::{Rooms, StoreError},
+};
+
+impl CassandraStore {
+    async fn room_of_pair(
+        &self,
+        statement: &scylla::statement::prepared::PreparedStatement,
+        pair: (Uuid, Uuid),
+    ) -> Result<Option<Uuid>, StoreError> {
+        let rows = self
+            .session
+            .execute_unpaged(statement, pair)
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(unavailable)?;
+        Ok(rows
+            .maybe_first_row::<(Uuid,)>()
+            .map_err(unavailable)?
+            .map(|(room,)| room))
+    }
+}
+
+#[async_trait]
+impl Rooms for CassandraStore {
+    async fn private_room(&self, a: UserId, b: UserId) -> Result<RoomId, StoreError> {
+        let pair = if a <= b { (a.0, b.0) } else { (b.0, a.0) };
+        let room = match self
+            .room_of_pair(&self.statements.room_by_pair, pair)
+            .await?
+        {
+            Some(room) => room,
+            None => {
+                // The lightweight transaction makes racing callers agree:
+                // one claim wins, the others read the winner serially.
+                let candidate = Uuid::new_v4();
+                let claim = self
+                    .session
+                    .execute_unpaged(
+                        &self.statements.claim_room,
+                        (pair.0, pair.1, candidate, Utc::now()),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                if was_applied(claim)? {
+                    candidate
+                } else {
+                    self.room_of_pair(&self.statements.room_by_pair_serial, pair)
+                        .await?
+                        .ok_or_else(|| unavailable(anyhow::anyhow!("claimed room not readable")))?
+                }
+            }
+        };
+        // Written on every call, so a crash between the two writes heals.
+        self.session
+            .execute_unpaged(
+                &self.statements.insert_room_by_id,
+                (room, pair.0, pair.1, Utc::now()),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(RoomId(room))
+    }
+
+    async fn participants(&self, room: RoomId) -> Result<Option<[UserId; 2]>, StoreError> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.statements.room_by_id, (room.0,))
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(unavailable)?;
+        Ok(rows
+            .maybe_first_row::<(Uuid, Uuid)>()
+            .map_err(unavailable)?
+            .map(|(low, high)| [UserId(low), UserId(high)]))
+    }
+}

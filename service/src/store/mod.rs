@@ -1,0 +1,128 @@
+//! Durable state behind small traits: accounts, rooms and messages.
+//!
+//! Two implementations sit side by side: [`cassandra`] for production and
+//! [`memory`] for the embedded single-process default. Both pass the same
+//! contract tests in `e2e/`.
+
+pub mod cassandra;
+pub mod memory;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{HistoryPage, Message, RoomId, User, UserId, Username};
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record already exists (a username taken, without regard to case).
+    #[error("already exists")]
+    Conflict,
+    /// The backend did not answer or refused the request.
+    #[error("{backend} is unavailable: {source}")]
+    Unavailable {
+        /// Which backend, as `/ready` names it.
+        backend: &'static str,
+        /// The driver's error, for the log only.
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl StoreError {
+    /// Wraps a driver error of `backend`.
+    pub fn unavailable(backend: &'static str, source: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+}
+
+/// An account together with its password hash, for login.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// What clients see.
+    pub user: User,
+    /// The argon2id PHC string, when the account has a password.
+    pub password_hash: Option<String>,
+}
+
+/// Accounts, unique by username without regard to case.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    /// Stores a new account; [`StoreError::Conflict`] when the username is taken.
+    async fn create(&self, username: &Username, account: &Account) -> Result<(), StoreError>;
+    /// Looks an account up by username, without regard to case.
+    async fn by_username(&self, username: &Username) -> Result<Option<Account>, StoreError>;
+    /// Looks a user up by id.
+    async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// Up to `limit` users in a stable order, starting after `after`.
+    async fn list(&self, after: Option<&Username>, limit: usize) -> Result<Vec<User>, StoreError>;
+}
+
+/// Private rooms of two users.
+#[async_trait]
+pub trait Rooms: Send + Sync {
+    /// The one room of the two users, created on first call. Concurrent
+    /// calls, from either side, get the same id.
+    async fn private_room(&self, a: UserId, b: UserId) -> Result<RoomId, StoreError>;
+    /// The two participants of a room, or `None` if it does not exist.
+    async fn participants(&self, room: RoomId) -> Result<Option<[UserId; 2]>, StoreError>;
+}
+
+/// Message history.
+#[async_trait]
+pub trait Messages: Send + Sync {
+    /// Stores a message; storing the same id again changes nothing.
+    async fn save(&self, message: &Message) -> Result<(), StoreError>;
+    /// A page of a room's history, newest first.
+    async fn history(&self, room: RoomId, page: HistoryPage) -> Result<Vec<Message>, StoreError>;
+}
+
+/// Something `/ready` can ask whether it answers.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// The backend's name, as `/ready` reports it.
+    fn name(&self) -> &'static str;
+    /// Succeeds when the backend answers a trivial request.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The storage the service runs on: one handle per concern.
+#[derive(Clone)]
+pub struct Storage {
+    /// Accounts.
+    pub accounts: Arc<dyn Accounts>,
+    /// Rooms.
+    pub rooms: Arc<dyn Rooms>,
+    /// Messages.
+    pub messages: Arc<dyn Messages>,
+    /// Readiness probe of the backend.
+    pub probe: Arc<dyn Probe>,
+}
+
+impl Storage {
+    /// Everything in this process's memory.
+    pub fn in_memory() -> Self {
+        let store = Arc::new(memory::MemoryStore::default());
+        Self {
+            accounts: store.clone(),
+            rooms: store.clone(),
+            messages: store.clone(),
+            probe: store,
+        }
+    }
+
+    /// Everything in Cassandra.
+    pub fn cassandra(store: cassandra::CassandraStore) -> Self {
+        let store = Arc::new(store);
+        Self {
+            accounts: store.clone(),
+            rooms: store.clone(),
+            messages: store.clone(),
+            probe: store,
+        }
+    }
+}
