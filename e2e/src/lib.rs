@@ -1,1 +1,27 @@
-//! End-to-end harness for chat-service.
+//! The end-to-end harness for chat-service: black-box tests against the
+//! real `chat-service` binary on real Cassandra, Kafka and Redis (or on its
+//! embedded in-memory backends, which must pass the same contract).
+//!
+//! # Layout
+//!
+//! - [`stack`]: where the backing services are, and the per-run names
+//!   (keyspace, topic prefix, consumer group, key prefix) that keep runs apart.
+//! - [`server`]: spawns the binary on a free port, waits until it answers,
+//!   captures its log and prints it when a test fails.
+//! - [`api`]: a typed HTTP client for the contract's routes.
+//! - [`socket`]: a Socket.IO client with `expect_event`-style waits.
+
+pub mod api;
+pub mod server;
+pub mod socket;
+pub mod stack;
+
+pub use api::{Api, TestUser};
+pub use server::{Backend, TestServer};
+pub use socket::ChatSocket;
+
+/// A username no other test (or run) will pick.
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}_{}", &id[..12])
+}

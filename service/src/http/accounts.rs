@@ -35,7 +35,6 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RegisterBody {
     username: String,
     name: String,
@@ -43,7 +42,6 @@ struct RegisterBody {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct LoginBody {
     username: String,
     password: Option<String>,

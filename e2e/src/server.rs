@@ -1,0 +1,233 @@
+//! Spawns the real `chat-service` binary and keeps its log.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use crate::stack::Stack;
+
+/// Which backends the service runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: no backend configured at all.
+    Memory,
+    /// Real Cassandra, Kafka and Redis (see [`Stack`]).
+    Stack,
+}
+
+/// How long a fresh server may take to answer `/health`.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A running `chat-service` process. Stopped when dropped; its log is
+/// printed if the test is failing (or always with `TEST_LOG=1`).
+pub struct TestServer {
+    child: Option<Child>,
+    port: u16,
+    backend: Backend,
+    env: Vec<(String, String)>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    /// Starts a server on `backend` and waits until it answers.
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Starts a server with extra environment variables.
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        let mut env: Vec<(String, String)> = match backend {
+            Backend::Memory => Vec::new(),
+            Backend::Stack => {
+                ensure_schema();
+                Stack::get().service_env()
+            }
+        };
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            backend,
+            env,
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        server.start().await;
+        server
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:43123`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The backend it runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Starts the process (again) on the same port and waits for `/health`.
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let mut command = Command::new(binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", self.port.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("cannot start chat-service");
+        capture(child.stdout.take(), self.log.clone());
+        capture(child.stderr.take(), self.log.clone());
+        self.child = Some(child);
+        self.wait_until_healthy().await;
+    }
+
+    /// Stops the process with SIGTERM (graceful) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn wait_until_healthy(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + START_TIMEOUT;
+        let health = format!("{}/health", self.url());
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.dump_log();
+                    panic!("chat-service exited before answering: {status}");
+                }
+            }
+            let answer = client
+                .get(&health)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            if answer.is_ok_and(|response| response.status().is_success()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.dump_log();
+                panic!("chat-service did not answer /health within {START_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn dump_log(&self) {
+        eprintln!("----- chat-service log ({}) -----", self.url());
+        for line in self.log.lock().unwrap().iter() {
+            eprintln!("{line}");
+        }
+        eprintln!("----- end of chat-service log -----");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() || std::env::var_os("TEST_LOG").is_some() {
+            self.dump_log();
+        }
+    }
+}
+
+fn capture(stream: Option<impl Read + Send + 'static>, log: Arc<Mutex<Vec<String>>>) {
+    let Some(stream) = stream else { return };
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            log.lock().unwrap().push(line);
+        }
+    });
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free port")
+}
+
+/// The `chat-service` binary: `CHAT_SERVICE_BIN`, or the workspace's
+/// `target/<profile>/chat-service` (built by `cargo test --workspace` or
+/// `make e2e`).
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHAT_SERVICE_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let path = target.join(profile).join("chat-service");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p service --bin chat-service` first (make e2e does)",
+        path.display()
+    );
+    path
+}
+
+/// Applies the run's keyspace schema once per test process, with
+/// `chat-service migrate`, so servers spawned in parallel never race on DDL.
+fn ensure_schema() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let stack = Stack::get();
+        let output = Command::new(binary())
+            .arg("migrate")
+            .envs(stack.service_env())
+            .output()
+            .expect("cannot run chat-service migrate");
+        assert!(
+            output.status.success(),
+            "chat-service migrate failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
