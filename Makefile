@@ -10,6 +10,12 @@ CASSANDRA_PORT ?= 9042
 KAFKA_PORT ?= 9092
 REDIS_PORT ?= 6379
 
+# Where the e2e suite finds the stack (see e2e/src/stack.rs).
+export E2E_CASSANDRA ?= $(STACK_HOST):$(CASSANDRA_PORT)
+export E2E_REDIS_HOST ?= $(STACK_HOST)
+export E2E_REDIS_PORT ?= $(REDIS_PORT)
+export E2E_KAFKA ?= $(STACK_HOST):$(KAFKA_PORT)
+
 # The environment that points the service at the local stack.
 STACK_ENV := CASSANDRA_NODE_HOSTS=$(STACK_HOST):$(CASSANDRA_PORT) \
 	CACHE_HOST=$(STACK_HOST) CACHE_PORT=$(REDIS_PORT) \
@@ -53,4 +59,5 @@ test: lint stack-up ## Lint, then every test of the workspace against the real s
 
 .PHONY: e2e
 e2e: stack-up ## The end-to-end suite alone
+	cargo build -p service --bin chat-service
 	cargo test -p e2e --no-fail-fast

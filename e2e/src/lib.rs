@@ -12,6 +12,7 @@
 //! - [`socket`]: a Socket.IO client with `expect_event`-style waits.
 
 pub mod api;
+pub mod chat;
 pub mod server;
 pub mod socket;
 pub mod stack;

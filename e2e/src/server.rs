@@ -45,7 +45,7 @@ impl TestServer {
             Backend::Memory => Vec::new(),
             Backend::Stack => {
                 ensure_schema();
-                Stack::get().service_env()
+                Stack::get().service_env(&crate::unique_name("d"))
             }
         };
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -58,6 +58,20 @@ impl TestServer {
         };
         server.start().await;
         server
+    }
+
+    /// Starts another instance of the same deployment (same backends,
+    /// topics, consumer group and Redis prefix) on another port.
+    pub async fn spawn_peer(&self) -> Self {
+        let mut peer = Self {
+            child: None,
+            port: free_port(),
+            backend: self.backend,
+            env: self.env.clone(),
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        peer.start().await;
+        peer
     }
 
     /// The base URL, e.g. `http://127.0.0.1:43123`.
@@ -220,7 +234,7 @@ fn ensure_schema() {
         let stack = Stack::get();
         let output = Command::new(binary())
             .arg("migrate")
-            .envs(stack.service_env())
+            .envs(stack.service_env("migrate"))
             .output()
             .expect("cannot run chat-service migrate");
         assert!(

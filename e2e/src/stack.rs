@@ -62,17 +62,33 @@ impl Stack {
         })
     }
 
-    /// The service's environment for this stack.
-    pub fn service_env(&self) -> Vec<(String, String)> {
+    /// The service's environment for one deployment on this stack.
+    ///
+    /// Every deployment shares the run's keyspace (whose schema is applied
+    /// once) but has its own topics, consumer group and Redis prefix: tests
+    /// run in parallel as separate deployments, so one stopping never makes
+    /// another's consumer group rebalance. Instances of one deployment
+    /// share everything, as a scaled-out service does.
+    pub fn service_env(&self, deployment: &str) -> Vec<(String, String)> {
         [
             ("CASSANDRA_NODE_HOSTS", self.cassandra.clone()),
             ("CASSANDRA_KEYSPACE", self.run.keyspace.clone()),
             ("CACHE_HOST", self.redis_host.clone()),
             ("CACHE_PORT", self.redis_port.to_string()),
-            ("CACHE_PREFIX", self.run.cache_prefix.clone()),
+            (
+                "CACHE_PREFIX",
+                format!("{}{deployment}:", self.run.cache_prefix),
+            ),
             ("KAFKA_BROKERS", self.kafka.clone()),
-            ("KAFKA_TOPIC_PREFIX", self.run.topic_prefix.clone()),
-            ("KAFKA_CONSUMER_GROUP", self.run.consumer_group.clone()),
+            (
+                "KAFKA_TOPIC_PREFIX",
+                format!("{}{deployment}.", self.run.topic_prefix),
+            ),
+            (
+                "KAFKA_CONSUMER_GROUP",
+                format!("{}-{deployment}", self.run.consumer_group),
+            ),
+            ("KAFKA_TOPIC_PARTITIONS", "2".to_owned()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

@@ -28,6 +28,8 @@ macro_rules! on_both_backends {
 
 mod accounts;
 mod backends;
+mod delivery;
 mod history;
+mod realtime;
 mod rooms;
 mod storage;
