@@ -4,8 +4,10 @@
 //!
 //! # Layout
 //!
-//! - [`stack`]: where the backing services are, and the per-run names
-//!   (keyspace, topic prefix, consumer group, key prefix) that keep runs apart.
+//! - [`stack`]: where the backing services are (the local stack, or
+//!   containers from [`docker`]), the per-run names (keyspace, topic
+//!   prefix, consumer group, key prefix) that keep runs apart, and
+//!   stopping and starting a service for fault tests.
 //! - [`server`]: spawns the binary on a free port, waits until it answers,
 //!   captures its log and prints it when a test fails.
 //! - [`api`]: a typed HTTP client for the contract's routes.
@@ -13,6 +15,7 @@
 
 pub mod api;
 pub mod chat;
+pub mod docker;
 pub mod server;
 pub mod socket;
 pub mod stack;

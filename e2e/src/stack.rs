@@ -1,15 +1,34 @@
 //! Where the backing services are, and the names that isolate one run.
+//!
+//! Two providers: the local stack of `make stack-up` (processes on this
+//! machine) and Docker containers through testcontainers. `E2E_STACK=local`
+//! or `E2E_STACK=docker` chooses; unset, Docker is used when an engine
+//! answers, else the local stack.
 
 use std::{
+    process::Command,
     sync::OnceLock,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-/// Addresses of the real backing services. Defaults match `make stack-up`;
-/// `E2E_CASSANDRA`, `E2E_REDIS_HOST`, `E2E_REDIS_PORT` and `E2E_KAFKA`
-/// point the suite elsewhere.
+use crate::docker;
+
+/// Which provider runs the backing services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// `stack/stack.sh` processes on this machine.
+    Local,
+    /// Containers, with their ids by service name.
+    Docker(Vec<(&'static str, String)>),
+}
+
+/// Addresses of the real backing services. For the local provider the
+/// defaults match `make stack-up`; `E2E_CASSANDRA`, `E2E_REDIS_HOST`,
+/// `E2E_REDIS_PORT` and `E2E_KAFKA` point the suite elsewhere.
 #[derive(Debug, Clone)]
 pub struct Stack {
+    /// Who runs the services.
+    pub provider: Provider,
     /// `host:port` of a Cassandra node.
     pub cassandra: String,
     /// Redis host.
@@ -47,11 +66,37 @@ impl Stack {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_millis());
             let run = format!("e2e_{millis}_{}", std::process::id());
+            let use_docker = match std::env::var("E2E_STACK").as_deref() {
+                Ok("docker") => true,
+                Ok("local") => false,
+                Ok(other) => panic!("E2E_STACK must be docker or local, not {other:?}"),
+                Err(_) => docker::engine_available(),
+            };
+            let (provider, cassandra, (redis_host, redis_port), kafka) = if use_docker {
+                let containers = docker::start().expect("starting the Docker stack");
+                (
+                    Provider::Docker(containers.ids),
+                    containers.cassandra,
+                    containers.redis,
+                    containers.kafka,
+                )
+            } else {
+                (
+                    Provider::Local,
+                    var("E2E_CASSANDRA", "127.0.0.1:9042"),
+                    (
+                        var("E2E_REDIS_HOST", "127.0.0.1"),
+                        var("E2E_REDIS_PORT", "6379").parse().unwrap_or(6379),
+                    ),
+                    var("E2E_KAFKA", "127.0.0.1:9092"),
+                )
+            };
             Stack {
-                cassandra: var("E2E_CASSANDRA", "127.0.0.1:9042"),
-                redis_host: var("E2E_REDIS_HOST", "127.0.0.1"),
-                redis_port: var("E2E_REDIS_PORT", "6379").parse().unwrap_or(6379),
-                kafka: var("E2E_KAFKA", "127.0.0.1:9092"),
+                provider,
+                cassandra,
+                redis_host,
+                redis_port,
+                kafka,
                 run: RunNames {
                     keyspace: run.clone(),
                     topic_prefix: format!("{run}."),
@@ -101,5 +146,64 @@ impl Stack {
             "redis://{}:{}/?protocol=resp3",
             self.redis_host, self.redis_port
         )
+    }
+}
+
+/// A backing service that fault tests stop and start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Apache Cassandra.
+    Cassandra,
+    /// Apache Kafka.
+    Kafka,
+    /// Redis.
+    Redis,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cassandra => "cassandra",
+            Self::Kafka => "kafka",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+impl Stack {
+    /// Takes a service away: the local stack stops its process; Docker
+    /// pauses its container (a stop and start would change mapped ports).
+    pub fn stop(&self, service: Service) {
+        self.control(service, false);
+    }
+
+    /// Brings a service back and returns once it answers.
+    pub fn start(&self, service: Service) {
+        self.control(service, true);
+    }
+
+    fn control(&self, service: Service, up: bool) {
+        match &self.provider {
+            Provider::Local => {
+                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../stack/stack.sh");
+                let verb = if up { "start" } else { "stop" };
+                let status = Command::new("bash")
+                    .args([script, verb, service.name()])
+                    .status()
+                    .expect("cannot run stack/stack.sh");
+                assert!(
+                    status.success(),
+                    "stack.sh {verb} {} failed",
+                    service.name()
+                );
+            }
+            Provider::Docker(ids) => {
+                let (_, id) = ids
+                    .iter()
+                    .find(|(name, _)| *name == service.name())
+                    .expect("no such container");
+                docker::set_paused(id, !up).expect("docker pause/unpause");
+            }
+        }
     }
 }

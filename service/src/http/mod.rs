@@ -2,6 +2,7 @@
 //! with tracing, metrics and a body limit around them.
 
 mod accounts;
+mod docs;
 pub mod extract;
 mod health;
 mod rooms;
@@ -56,6 +57,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/ready"),
     ("GET", "/metrics"),
+    ("GET", "/api/docs/openapi.json"),
 ];
 
 /// The HTTP router with its layers.
@@ -64,6 +66,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(accounts::router())
         .merge(rooms::router())
         .merge(health::router())
+        .merge(docs::router())
         .fallback(not_found)
         .layer(middleware::from_fn(record_metrics))
         .layer(
