@@ -58,6 +58,10 @@ test: lint stack-up ## Lint, then every test of the workspace against the real s
 	cargo test --workspace --no-fail-fast
 
 .PHONY: e2e
-e2e: stack-up ## The end-to-end suite alone
+e2e: stack-up ## The e2e suite with JUnit reports in target/nextest/ (installs cargo-nextest)
+	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 	cargo build -p service --bin chat-service
-	cargo test -p e2e --no-fail-fast
+	E2E_RUN_ID=$${E2E_RUN_ID:-$$(date +%s)} bash -c '\
+		cargo nextest run -p e2e --test e2e --profile default && \
+		cargo nextest run -p e2e --test faults --profile faults'
+	@echo "JUnit: target/nextest/default/e2e-junit.xml target/nextest/faults/faults-junit.xml"

@@ -21,7 +21,7 @@ pub mod socket;
 pub mod stack;
 
 pub use api::{Api, TestUser};
-pub use server::{Backend, TestServer};
+pub use server::{controls_processes, external_target, Backend, TestServer};
 pub use socket::ChatSocket;
 
 /// A username no other test (or run) will pick.

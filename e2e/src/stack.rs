@@ -65,7 +65,17 @@ impl Stack {
             let millis = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_millis());
-            let run = format!("e2e_{millis}_{}", std::process::id());
+            // E2E_RUN_ID lets several test processes (nextest runs one per
+            // test) share one run's keyspace and names.
+            let run = std::env::var("E2E_RUN_ID")
+                .ok()
+                .filter(|id| {
+                    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+                .map_or_else(
+                    || format!("e2e_{millis}_{}", std::process::id()),
+                    |id| format!("e2e_{id}"),
+                );
             let use_docker = match std::env::var("E2E_STACK").as_deref() {
                 Ok("docker") => true,
                 Ok("local") => false,

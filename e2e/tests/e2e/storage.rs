@@ -131,16 +131,25 @@ async fn paging_visits_every_message_once(storage: Storage) {
 
 #[tokio::test]
 async fn history_paging_visits_every_message_once_in_memory() {
+    if !e2e::controls_processes() {
+        return;
+    }
     paging_visits_every_message_once(Storage::in_memory()).await;
 }
 
 #[tokio::test]
 async fn history_paging_visits_every_message_once_across_cassandra_buckets() {
+    if !e2e::controls_processes() {
+        return;
+    }
     paging_visits_every_message_once(cassandra_storage().await).await;
 }
 
 #[tokio::test]
 async fn an_unknown_room_has_no_history_and_no_participants() {
+    if !e2e::controls_processes() {
+        return;
+    }
     for storage in [Storage::in_memory(), cassandra_storage().await] {
         let room = RoomId::random();
         let history = storage
