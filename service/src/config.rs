@@ -27,6 +27,25 @@ pub struct Settings {
     /// Width of a message partition's time bucket
     /// (`MESSAGE_BUCKET_SECONDS`, default 1 day). Fixed for a keyspace's life.
     pub message_bucket: Duration,
+    /// The Socket.IO gateway and the message pipeline.
+    pub realtime: RealtimeSettings,
+}
+
+/// Settings of the Socket.IO gateway and the message pipeline.
+#[derive(Debug, Clone)]
+pub struct RealtimeSettings {
+    /// Messages a user may send per second, sustained, on one instance
+    /// (`MESSAGE_RATE_PER_SECOND`, default 20).
+    pub rate_per_second: u32,
+    /// Messages a user may send at once before the rate applies
+    /// (`MESSAGE_RATE_BURST`, default 40).
+    pub rate_burst: u32,
+    /// Rooms whose participants are kept in memory
+    /// (`ROOM_CACHE_CAPACITY`, default 100000).
+    pub room_cache_capacity: usize,
+    /// How long a `clientMessageId` is remembered for resends
+    /// (`CLIENT_MESSAGE_ID_TTL_SECONDS`, default 1 day).
+    pub client_message_id_ttl: Duration,
 }
 
 /// Connection settings for Cassandra.
@@ -85,6 +104,12 @@ pub struct KafkaSettings {
     pub topic_prefix: String,
     /// Partitions of topics created at start-up (`KAFKA_TOPIC_PARTITIONS`, default 6).
     pub partitions: i32,
+    /// How long a publish may wait for the brokers before the sender is told
+    /// the service is unavailable (`KAFKA_PUBLISH_TIMEOUT_MS`, default 5000).
+    pub publish_timeout: Duration,
+    /// Wait before the first retry of a message that could not be stored;
+    /// doubled for the next (`KAFKA_RETRY_BACKOFF_MS`, default 1000).
+    pub retry_backoff: Duration,
 }
 
 /// A configuration value that must never reach a log.
@@ -210,6 +235,10 @@ impl Settings {
                         name: "KAFKA_TOPIC_PARTITIONS",
                         reason: "must be 1 or more".to_owned(),
                     })?,
+                publish_timeout: Duration::from_millis(
+                    parse("KAFKA_PUBLISH_TIMEOUT_MS", "5000")?.max(1),
+                ),
+                retry_backoff: Duration::from_millis(parse("KAFKA_RETRY_BACKOFF_MS", "1000")?),
             }),
             None => None,
         };
@@ -232,6 +261,20 @@ impl Settings {
             body_limit: usize::try_from(parse("HTTP_BODY_LIMIT_BYTES", "16384")?)
                 .unwrap_or(usize::MAX),
             message_bucket: Duration::from_secs(message_bucket),
+            realtime: RealtimeSettings {
+                rate_per_second: u32::try_from(parse("MESSAGE_RATE_PER_SECOND", "20")?)
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+                rate_burst: u32::try_from(parse("MESSAGE_RATE_BURST", "40")?)
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+                room_cache_capacity: usize::try_from(parse("ROOM_CACHE_CAPACITY", "100000")?)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
+                client_message_id_ttl: Duration::from_secs(
+                    parse("CLIENT_MESSAGE_ID_TTL_SECONDS", "86400")?.max(1),
+                ),
+            },
         })
     }
 }

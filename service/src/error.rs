@@ -32,6 +32,9 @@ pub enum ApiError {
     /// A body over the configured limit.
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// Too many attempts; try again later.
+    #[error("{0}")]
+    TooManyRequests(&'static str),
     /// A backend did not answer.
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
@@ -48,6 +51,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -10,6 +10,11 @@
 //!   traits, with a Cassandra and an in-memory implementation side by side.
 //! - [`sessions`]: opaque bearer tokens, in Redis or in memory.
 //! - [`http`]: the axum routes under `/api/v1`, health, readiness, metrics.
+//! - [`realtime`]: the Socket.IO gateway, namespace `/chats`: handshake
+//!   auth, `join` / `leave` / `message`, answers on acks or `error` events.
+//! - [`pipeline`]: where a message goes after the gateway accepted it:
+//!   publish (Kafka or an in-process channel), consume, store in the
+//!   [`store`], fan out to the room's sockets on every instance.
 //! - [`startup`]: wiring: [`startup::Application::build`] connects the
 //!   backends, applies the schema and binds the port.
 //! - [`error`]: the HTTP error type and its NestJS-shaped body.
@@ -19,6 +24,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod passwords;
+pub mod pipeline;
+pub mod realtime;
 pub mod sessions;
 pub mod startup;
 pub mod store;

@@ -16,6 +16,20 @@ use tokio::net::TcpListener;
 use crate::{
     config::{CassandraSettings, RedisSettings, Settings},
     http::{self, AppState},
+    pipeline::{
+        accept::Acceptor,
+        claims::{Claims, MemoryClaims, RedisClaims},
+        fanout::Fanout,
+        kafka::{self, producer::KafkaBus, KafkaProbe},
+        lifecycle::Pipeline,
+        memory,
+        node_id::{IdSource, NodeLease},
+        process::Processor,
+        rate_limit::RateLimiter,
+        topics::Topics,
+        Bus,
+    },
+    realtime::{self, membership::Membership, RealtimeState},
     sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
     store::{
         cassandra::{self, CassandraStore},
@@ -25,11 +39,15 @@ use crate::{
 
 /// How long in-flight requests may take to finish after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keys the in-memory claims (resend and delivery marks) hold at most.
+const MEMORY_CLAIMS: usize = 200_000;
 
 /// A service bound to its port, ready to run.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    sockets: Arc<dyn Fanout>,
+    pipeline: Pipeline,
 }
 
 impl Application {
@@ -54,16 +72,20 @@ impl Application {
             }
         };
 
-        let sessions: Arc<dyn Sessions> = match &settings.redis {
-            Some(redis) => {
+        let redis = match &settings.redis {
+            Some(redis) => Some(connect_redis(redis).await?),
+            None => None,
+        };
+        let sessions: Arc<dyn Sessions> = match (&settings.redis, &redis) {
+            (Some(settings), Some(connection)) => {
                 let sessions = Arc::new(RedisSessions::new(
-                    connect_redis(redis).await?,
-                    redis.prefix.clone(),
+                    connection.clone(),
+                    settings.prefix.clone(),
                 ));
                 probes.push(sessions.clone());
                 sessions
             }
-            None => {
+            _ => {
                 tracing::warn!(
                     "CACHE_HOST is not set: sessions are kept IN MEMORY; this instance cannot \
                      share them with another"
@@ -72,20 +94,102 @@ impl Application {
             }
         };
 
+        // Resend and delivery marks, and the message id node, are shared
+        // through Redis so that instances never disagree about them.
+        let (claims, lease): (Arc<dyn Claims>, Option<NodeLease>) = match (&settings.redis, &redis)
+        {
+            (Some(settings), Some(connection)) => (
+                Arc::new(RedisClaims::new(
+                    connection.clone(),
+                    settings.prefix.clone(),
+                )),
+                Some(NodeLease::acquire(connection.clone(), &settings.prefix).await?),
+            ),
+            _ => (Arc::new(MemoryClaims::new(MEMORY_CLAIMS)), None),
+        };
+        let ids = lease
+            .as_ref()
+            .map_or_else(|| IdSource::fixed(0), NodeLease::ids);
+
+        let (bus, kafka_bus, queue): (Arc<dyn Bus>, _, _) = match &settings.kafka {
+            Some(kafka) => {
+                let topics = Topics::new(&kafka.topic_prefix);
+                kafka::create_topics(kafka, &topics).await?;
+                let bus = KafkaBus::new(kafka, topics.clone())?;
+                probes.push(Arc::new(KafkaProbe::new(
+                    bus.producer().clone(),
+                    topics.created,
+                )));
+                (Arc::new(bus.clone()), Some(bus), None)
+            }
+            None => {
+                tracing::warn!(
+                    "KAFKA_BROKERS is not set: messages travel on an IN-PROCESS bus; accepted \
+                     messages not yet stored are lost if the process dies"
+                );
+                let (bus, queue) = memory::channel();
+                (Arc::new(bus), None, Some(queue))
+            }
+        };
+        if settings.kafka.is_some() && settings.redis.is_none() {
+            tracing::warn!(
+                "KAFKA_BROKERS is set but CACHE_HOST is not: a second instance would consume \
+                 messages whose sockets it cannot reach"
+            );
+        }
+
+        let realtime = &settings.realtime;
+        let realtime_state = RealtimeState {
+            sessions: sessions.clone(),
+            membership: Arc::new(Membership::new(
+                storage.rooms.clone(),
+                realtime.room_cache_capacity,
+            )),
+            limiter: Arc::new(RateLimiter::new(
+                realtime.rate_per_second,
+                realtime.rate_burst,
+            )),
+            acceptor: Arc::new(Acceptor::new(
+                bus,
+                ids,
+                claims.clone(),
+                realtime.client_message_id_ttl,
+            )),
+        };
+        let messages = storage.messages.clone();
         let state = AppState {
             storage,
             sessions,
             probes,
             token_ttl: settings.token_ttl,
             metrics: metrics_handle(),
+            login_throttle: Arc::default(),
         };
         let router = http::router(state, settings.body_limit);
+        let (router, sockets) =
+            realtime::attach(router, realtime_state, settings.redis.as_ref()).await?;
+
+        let processor = Arc::new(Processor::new(messages, sockets.clone(), claims));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let consumers = match (&settings.kafka, &kafka_bus, queue) {
+            (Some(settings), Some(bus), _) => {
+                kafka::consumer::spawn(settings, bus.clone(), processor, stopped)?
+            }
+            (_, _, Some(queue)) => vec![memory::spawn_consumer(queue, processor, stopped)],
+            _ => Vec::new(),
+        };
+        let pipeline = Pipeline::new(stop, kafka_bus, lease).with_consumers(consumers);
 
         let address = SocketAddr::new(settings.host, settings.port);
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot bind {address}"))?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            sockets,
+            pipeline,
+        })
     }
 
     /// The bound port (useful when the settings asked for port 0).
@@ -95,8 +199,9 @@ impl Application {
             .map_or(0, |address| address.port())
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests
-    /// finish for at most [`DRAIN_TIMEOUT`].
+    /// Serves until `shutdown` completes, then disconnects the sockets, lets
+    /// in-flight requests finish for at most [`DRAIN_TIMEOUT`], and stops
+    /// the pipeline (consumers commit, the producer flushes).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -110,17 +215,26 @@ impl Application {
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown);
         let serve = tokio::spawn(async move { serve.await });
         tokio::pin!(serve);
-        tokio::select! {
-            result = &mut serve => return Ok(result??),
-            _ = stopping_rx => {}
-        }
-        match tokio::time::timeout(DRAIN_TIMEOUT, serve).await {
-            Ok(result) => Ok(result??),
-            Err(_) => {
-                tracing::warn!("connections still open after the drain timeout; stopping anyway");
-                Ok(())
+        let served = tokio::select! {
+            result = &mut serve => Some(result),
+            _ = stopping_rx => None,
+        };
+        let served = match served {
+            Some(result) => result,
+            None => {
+                // Open websockets would otherwise hold the drain until its timeout.
+                self.sockets.close().await;
+                match tokio::time::timeout(DRAIN_TIMEOUT, serve).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!("connections still open after the drain timeout");
+                        Ok(Ok(()))
+                    }
+                }
             }
-        }
+        };
+        self.pipeline.shutdown().await;
+        Ok(served??)
     }
 }
 

@@ -148,6 +148,26 @@ on_both_backends! {
         assert_eq!(api.me(upper["token"].as_str().unwrap()).await.expect(200)["id"], user.id.as_str());
     }
 
+    async fn repeated_failed_logins_for_a_username_are_throttled_with_429(server: &TestServer) {
+        let api = Api::new(server.url());
+        let user = api.new_user().await;
+        let other = api.new_user().await;
+
+        for _ in 0..10 {
+            api.login(json!({"username": user.username, "password": "not-the-password"}))
+                .await
+                .expect_error(401);
+        }
+        let throttled = api
+            .login(json!({"username": user.username, "password": "password123"}))
+            .await;
+
+        throttled.expect_error(429);
+        api.login(json!({"username": other.username, "password": "password123"}))
+            .await
+            .expect(200);
+    }
+
     async fn an_account_without_a_password_logs_in_by_username(server: &TestServer) {
         let api = Api::new(server.url());
         let username = unique_name("nopass");

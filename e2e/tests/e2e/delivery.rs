@@ -15,36 +15,6 @@ use e2e::{
 use serde_json::Value;
 
 on_both_backends! {
-    async fn a_burst_of_100_messages_is_delivered_once_each_in_order_and_kept(server: &TestServer) {
-        let api = Api::new(server.url());
-        let alice = Chatter::new(&api).await;
-        let mut bob = Chatter::new(&api).await;
-        let room = api.room_of(&alice.user, &bob.user).await;
-        join(&alice.socket, &room).await;
-        join(&bob.socket, &room).await;
-
-        let mut sent = Vec::new();
-        for n in 0..100 {
-            sent.push(send(&alice.socket, &room, &format!("burst {n}")).await);
-        }
-
-        let mut delivered = Vec::new();
-        for id in &sent {
-            let reply = bob.socket.expect_event("reply", |_| true).await;
-            assert_eq!(reply["id"], id.as_str(), "replies arrive in the order sent");
-            delivered.push(reply);
-        }
-        let unique: HashSet<&str> = sent.iter().map(String::as_str).collect();
-        assert_eq!(unique.len(), 100, "ids are unique");
-        let numeric: Vec<u64> = sent.iter().map(|id| id.parse().unwrap()).collect();
-        assert!(numeric.windows(2).all(|pair| pair[0] < pair[1]), "ids grow with time");
-        let history = wait_for_history(&api, &bob.user.token, &room, 100, |page| page.len() == 100, EVENT_TIMEOUT).await;
-        let history_oldest_first: Vec<Value> = history.into_iter().rev().collect();
-        assert_eq!(history_oldest_first, delivered, "history equals what was delivered");
-        let extra = bob.socket.unmatched().iter().filter(|event| event.name == "reply").count();
-        assert_eq!(extra, 0, "no reply twice");
-    }
-
     async fn a_resend_with_the_same_client_message_id_creates_no_second_message(server: &TestServer) {
         let api = Api::new(server.url());
         let alice = Chatter::new(&api).await;
@@ -89,6 +59,70 @@ on_both_backends! {
         let expected: Vec<&str> = sent[1..11].iter().rev().map(String::as_str).collect();
         assert_eq!(first_page, expected, "after gives the next ten, newest first");
     }
+}
+
+async fn a_burst_of_100_messages_is_delivered_once_each_in_order_and_kept(backend: Backend) {
+    if !e2e::controls_processes() {
+        return;
+    }
+    // Above the default per-user rate limit, which a burst would trip.
+    let server = TestServer::spawn_with(backend, &[("MESSAGE_RATE_BURST", "200")]).await;
+    let api = Api::new(server.url());
+    let alice = Chatter::new(&api).await;
+    let mut bob = Chatter::new(&api).await;
+    let room = api.room_of(&alice.user, &bob.user).await;
+    join(&alice.socket, &room).await;
+    join(&bob.socket, &room).await;
+
+    let mut sent = Vec::new();
+    for n in 0..100 {
+        sent.push(send(&alice.socket, &room, &format!("burst {n}")).await);
+    }
+
+    let mut delivered = Vec::new();
+    for id in &sent {
+        let reply = bob.socket.expect_event("reply", |_| true).await;
+        assert_eq!(reply["id"], id.as_str(), "replies arrive in the order sent");
+        delivered.push(reply);
+    }
+    let unique: HashSet<&str> = sent.iter().map(String::as_str).collect();
+    assert_eq!(unique.len(), 100, "ids are unique");
+    let numeric: Vec<u64> = sent.iter().map(|id| id.parse().unwrap()).collect();
+    assert!(
+        numeric.windows(2).all(|pair| pair[0] < pair[1]),
+        "ids grow with time"
+    );
+    let history = wait_for_history(
+        &api,
+        &bob.user.token,
+        &room,
+        100,
+        |page| page.len() == 100,
+        EVENT_TIMEOUT,
+    )
+    .await;
+    let history_oldest_first: Vec<Value> = history.into_iter().rev().collect();
+    assert_eq!(
+        history_oldest_first, delivered,
+        "history equals what was delivered"
+    );
+    let extra = bob
+        .socket
+        .unmatched()
+        .iter()
+        .filter(|event| event.name == "reply")
+        .count();
+    assert_eq!(extra, 0, "no reply twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_100_messages_is_delivered_once_each_in_order_and_kept_in_memory() {
+    a_burst_of_100_messages_is_delivered_once_each_in_order_and_kept(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_100_messages_is_delivered_once_each_in_order_and_kept_on_the_stack() {
+    a_burst_of_100_messages_is_delivered_once_each_in_order_and_kept(Backend::Stack).await;
 }
 
 async fn over_the_rate_limit_a_user_is_told_rate_limited(backend: Backend) {

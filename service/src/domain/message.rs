@@ -6,7 +6,8 @@ use super::{MessageId, ParseError, RoomId, UserId};
 /// Longest text message, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 
-/// The text of a message: 1 to 4,096 characters, not blank.
+/// The text of a message: 1 to 4,096 characters, not blank, without NUL
+/// characters (which many clients and terminals cut the text at).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageText(String);
 
@@ -15,6 +16,9 @@ impl MessageText {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         if raw.trim().is_empty() {
             return Err(ParseError::new("message must not be empty"));
+        }
+        if raw.contains('\0') {
+            return Err(ParseError::new("message must not contain NUL characters"));
         }
         if raw.chars().count() > MAX_MESSAGE_CHARS {
             return Err(ParseError::new(format!(
@@ -140,6 +144,8 @@ mod tests {
         assert!(MessageText::parse("hi").is_ok());
         assert!(MessageText::parse("").is_err());
         assert!(MessageText::parse(" \n\t").is_err());
+        assert!(MessageText::parse("a\0b").is_err());
+        assert!(MessageText::parse("line one\nline two").is_ok());
         assert!(MessageText::parse(&"ü".repeat(MAX_MESSAGE_CHARS)).is_ok());
         assert!(MessageText::parse(&"a".repeat(MAX_MESSAGE_CHARS + 1)).is_err());
     }

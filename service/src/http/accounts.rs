@@ -93,6 +93,12 @@ async fn login(
 ) -> Result<axum::Json<Value>> {
     const REFUSED: ApiError = ApiError::Unauthorized("unknown username or wrong password");
     let username = Username::parse(&body.username)?;
+    let key = username.canonical();
+    if !state.login_throttle.allows(&key) {
+        return Err(ApiError::TooManyRequests(
+            "too many failed logins for this username; try again in a minute",
+        ));
+    }
     let password = body.password.as_deref().map(Password::parse).transpose();
     let account = state.storage.accounts.by_username(&username).await?;
     let allowed = match (&account, password) {
@@ -112,8 +118,10 @@ async fn login(
         _ => false,
     };
     let Some(account) = account.filter(|_| allowed) else {
+        state.login_throttle.failed(&key);
         return Err(REFUSED);
     };
+    state.login_throttle.succeeded(&key);
     let token = state
         .sessions
         .issue(account.user.id, state.token_ttl)

@@ -6,6 +6,7 @@ mod docs;
 pub mod extract;
 mod health;
 mod rooms;
+pub mod throttle;
 
 use std::{
     sync::Arc,
@@ -41,6 +42,8 @@ pub struct AppState {
     pub token_ttl: Duration,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Failed logins by username.
+    pub login_throttle: Arc<throttle::LoginThrottle>,
 }
 
 /// Every route the service answers, as `(method, path)`; the OpenAPI

@@ -1,0 +1,47 @@
+//! The emitting side of Socket.IO as the pipeline sees it, and the names of
+//! the Socket.IO rooms it emits to. The gateway (`realtime`) implements
+//! [`Fanout`] on its `SocketIo`, local or Redis-backed, so the pipeline
+//! does not care how many instances there are.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::domain::{RoomId, UserId};
+
+/// The Socket.IO room of a chat room's joined sockets.
+pub fn room_channel(room: RoomId) -> String {
+    format!("room:{room}")
+}
+
+/// The Socket.IO room of every socket (device) of a user.
+pub fn user_channel(user: UserId) -> String {
+    format!("user:{user}")
+}
+
+/// The Socket.IO room holding only one socket, so it can be named in
+/// `except` on any instance.
+pub fn socket_channel(socket: &str) -> String {
+    format!("socket:{socket}")
+}
+
+/// An emit failed (the adapter could not reach Redis, for one).
+#[derive(Debug, thiserror::Error)]
+#[error("emit failed: {0}")]
+pub struct FanoutError(pub String);
+
+/// Emits events to sockets on every instance.
+#[async_trait]
+pub trait Fanout: Send + Sync {
+    /// Emits `event` with `payload` to the sockets in any of `to` but in
+    /// none of `except`.
+    async fn emit(
+        &self,
+        to: Vec<String>,
+        except: Vec<String>,
+        event: &str,
+        payload: &Value,
+    ) -> Result<(), FanoutError>;
+
+    /// Disconnects every socket of this instance (at shutdown).
+    async fn close(&self);
+}

@@ -1,0 +1,229 @@
+//! The consumer group: read `chats.message-created` (and, in a second
+//! group, the retry topic), run [`Processor::process`], and mark a message
+//! consumed only once that is done.
+//!
+//! Offsets: auto-commit is on but auto-*store* is off; a worker stores a
+//! message's offset after processing it, so a commit never covers a message
+//! that was not stored. A crash re-delivers the tail; the upsert by id and
+//! the "delivered" mark absorb it.
+//!
+//! Order: messages of one partition (hence one room) go to one worker and
+//! are processed one after the other. Partitions are spread over workers,
+//! so a slow room does not hold every other room back.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::KafkaError,
+    message::{Message as _, OwnedMessage},
+    types::RDKafkaErrorCode,
+};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+
+use super::{client_config, context::QuietContext, producer::KafkaBus};
+use crate::{
+    config::KafkaSettings,
+    pipeline::{now_ms, process::Processor, BusError, MessageCreated, MAX_STORE_ATTEMPTS},
+};
+
+/// Messages a worker may have queued before the reader waits for it.
+const WORKER_QUEUE: usize = 64;
+/// How often a persisting consumer error is logged.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+/// Longest pause between tries of a message whose retry/DLQ publish failed.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// Starts the consumers of the created and the retry topics.
+pub fn spawn(
+    settings: &KafkaSettings,
+    bus: KafkaBus,
+    processor: Arc<Processor>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let workers = usize::try_from(settings.partitions)
+        .unwrap_or(1)
+        .clamp(1, 16);
+    let created = bus.topics().created.clone();
+    let retry = bus.topics().retry.clone();
+    let roles = [
+        (created, settings.consumer_group.clone(), workers),
+        // Its own group, so a retry waiting out its back-off never holds up
+        // the main topic's partitions.
+        (retry, format!("{}.retry", settings.consumer_group), 1),
+    ];
+    let mut tasks = Vec::new();
+    for (topic, group, workers) in roles {
+        let consumer: StreamConsumer<QuietContext> = client_config(settings)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            // Messages published before this group first joined still count.
+            .set("auto.offset.reset", "earliest")
+            // A restarted broker forgets nobody: it waits for the members it
+            // knew until their session lapses, so keep that short.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000")
+            .create_with_context(QuietContext::default())?;
+        consumer.subscribe(&[&topic])?;
+        let worker = Worker {
+            consumer: Arc::new(consumer),
+            processor: processor.clone(),
+            bus: bus.clone(),
+            backoff: settings.retry_backoff,
+            stop: stop.clone(),
+        };
+        tracing::info!(%topic, %group, workers, "consuming");
+        tasks.push(tokio::spawn(read(worker, workers)));
+    }
+    Ok(tasks)
+}
+
+#[derive(Clone)]
+struct Worker {
+    consumer: Arc<StreamConsumer<QuietContext>>,
+    processor: Arc<Processor>,
+    bus: KafkaBus,
+    backoff: Duration,
+    stop: watch::Receiver<bool>,
+}
+
+/// Why a message was left for later.
+enum Pause {
+    /// The service is stopping; the message will be consumed again.
+    Stopping,
+    /// Publishing to the retry or dead-letter topic failed.
+    Bus(BusError),
+}
+
+/// Reads the topic and hands each message to its partition's worker; on
+/// stop, lets the workers finish their queues and commits.
+async fn read(worker: Worker, workers: usize) {
+    let mut stop = worker.stop.clone();
+    let (senders, handles): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| {
+            let (sender, receiver) = mpsc::channel::<OwnedMessage>(WORKER_QUEUE);
+            (sender, tokio::spawn(work(worker.clone(), receiver)))
+        })
+        .unzip();
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            received = worker.consumer.recv() => match received {
+                Ok(message) => {
+                    let message = message.detach();
+                    let index = usize::try_from(message.partition()).unwrap_or(0) % workers;
+                    if senders[index].send(message).await.is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    // Brokers away report an error a second; one line in 30 s says it.
+                    if last_warning.is_none_or(|at| at.elapsed() > ERROR_LOG_EVERY) {
+                        tracing::warn!(cause = %error, "consumer error (repeats are muted for 30 s)");
+                        last_warning = Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+        }
+    }
+    drop(senders);
+    futures::future::join_all(handles).await;
+    match worker.consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::info!("consumer stopped; offsets committed"),
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+            tracing::info!("consumer stopped; nothing new to commit");
+        }
+        Err(error) => tracing::warn!(cause = %error, "final offset commit failed"),
+    }
+}
+
+/// Processes one partition group's messages in order.
+async fn work(worker: Worker, mut queue: mpsc::Receiver<OwnedMessage>) {
+    while let Some(message) = queue.recv().await {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match worker.handle(&message).await {
+                Ok(()) => break,
+                Err(Pause::Stopping) => return,
+                Err(Pause::Bus(error)) => {
+                    tracing::warn!(cause = %error, "cannot forward a failed message; will retry");
+                    if *worker.stop.borrow() {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+            }
+        }
+        let stored =
+            worker
+                .consumer
+                .store_offset(message.topic(), message.partition(), message.offset());
+        if let Err(error) = stored {
+            // The partition moved to another member; it will see the message.
+            tracing::debug!(cause = %error, "offset not stored");
+        }
+    }
+}
+
+impl Worker {
+    async fn handle(&self, message: &OwnedMessage) -> Result<(), Pause> {
+        let Some(payload) = message.payload() else {
+            tracing::warn!(offset = message.offset(), "empty record skipped");
+            return Ok(());
+        };
+        let event: MessageCreated = match serde_json::from_slice(payload) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(cause = %error, offset = message.offset(), "unreadable record skipped");
+                metrics::counter!("messages_failed_total", "stage" => "decode").increment(1);
+                return Ok(());
+            }
+        };
+        let wait_ms = event.not_before_ms - now_ms();
+        if wait_ms > 0 {
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                _ = stop.changed() => return Err(Pause::Stopping),
+            }
+        }
+        let Err(error) = self.processor.process(&event).await else {
+            return Ok(());
+        };
+        let reason = error.to_string();
+        let topics = self.bus.topics();
+        if event.attempt >= MAX_STORE_ATTEMPTS {
+            self.bus
+                .send(&topics.dlq, &event, Some(&reason))
+                .await
+                .map_err(Pause::Bus)?;
+            self.processor.give_up(&event).await;
+            return Ok(());
+        }
+        let delay = self.backoff * 2u32.pow(event.attempt - 1);
+        let next = MessageCreated {
+            attempt: event.attempt + 1,
+            not_before_ms: now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+            ..event
+        };
+        tracing::info!(
+            attempt = next.attempt,
+            "message queued for another store attempt"
+        );
+        self.bus
+            .send(&topics.retry, &next, Some(&reason))
+            .await
+            .map_err(Pause::Bus)
+    }
+}

@@ -1,0 +1,117 @@
+//! The Kafka bus: an idempotent producer ([`producer`]), a consumer group
+//! that stores and fans out ([`consumer`]), the topics, and the `/ready`
+//! probe.
+
+pub mod consumer;
+pub mod context;
+pub mod producer;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    config::ClientConfig,
+    producer::{FutureProducer, Producer},
+    types::RDKafkaErrorCode,
+};
+
+use self::context::QuietContext;
+use super::topics::Topics;
+use crate::{
+    config::KafkaSettings,
+    store::{Probe, StoreError},
+};
+
+const BACKEND: &str = "kafka";
+/// How long `/ready` waits for the brokers' metadata.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The settings every Kafka client of the service shares.
+pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", &settings.service_name)
+        // Kafka going away is reported by the calls that need it; librdkafka's
+        // own reconnect chatter would only flood the log.
+        .set("log.connection.close", "false");
+    if let Some((username, password)) = &settings.credentials {
+        // This build of librdkafka has no TLS: SASL/PLAIN over plaintext.
+        config
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanisms", "PLAIN")
+            .set("sasl.username", username)
+            .set("sasl.password", password.expose());
+    }
+    config
+}
+
+/// Creates the three topics with the configured partitions; topics that
+/// already exist are left as they are. Waits for the brokers to answer.
+pub async fn create_topics(settings: &KafkaSettings, topics: &Topics) -> anyhow::Result<()> {
+    let admin: AdminClient<QuietContext> =
+        client_config(settings).create_with_context(QuietContext::default())?;
+    // Replication -1 lets the brokers apply their default factor.
+    let new: Vec<NewTopic<'_>> = topics
+        .all()
+        .into_iter()
+        .map(|name| NewTopic::new(name, settings.partitions, TopicReplication::Fixed(-1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match admin.create_topics(&new, &options).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(name) => tracing::info!(topic = %name, "topic created"),
+                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
+                    }
+                }
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(cause = %error, "waiting for Kafka to create the topics");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Asks the brokers for a topic's metadata.
+pub struct KafkaProbe {
+    producer: FutureProducer<QuietContext>,
+    topic: String,
+}
+
+impl KafkaProbe {
+    /// Probes with `producer`'s connections, on `topic`.
+    pub fn new(producer: FutureProducer<QuietContext>, topic: String) -> Self {
+        Self { producer, topic }
+    }
+}
+
+#[async_trait]
+impl Probe for KafkaProbe {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        // The metadata call blocks a thread; keep it off the runtime's.
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), PROBE_TIMEOUT)
+                .map(|_| ())
+        })
+        .await
+        .map_err(|error| StoreError::unavailable(BACKEND, error))?
+        .map_err(|error| StoreError::unavailable(BACKEND, error))
+    }
+}

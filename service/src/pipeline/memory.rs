@@ -1,0 +1,216 @@
+//! The embedded bus: a bounded channel inside the process and one consumer
+//! task. Same behaviour as Kafka on a single instance, without durability
+//! across a restart (the in-memory store has none either).
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+
+use super::{process::Processor, Bus, BusError, MessageCreated, MAX_STORE_ATTEMPTS};
+
+/// Messages that may wait for the consumer before senders are pushed back.
+const QUEUE: usize = 10_000;
+/// Wait before the first store retry; doubled for the next.
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The sending half of the in-process bus.
+#[derive(Clone)]
+pub struct InProcessBus {
+    sender: mpsc::Sender<MessageCreated>,
+}
+
+/// The receiving half, handed to [`spawn_consumer`].
+pub struct InProcessQueue(mpsc::Receiver<MessageCreated>);
+
+/// A connected bus and queue.
+pub fn channel() -> (InProcessBus, InProcessQueue) {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    (InProcessBus { sender }, InProcessQueue(receiver))
+}
+
+#[async_trait]
+impl Bus for InProcessBus {
+    async fn publish(&self, event: &MessageCreated) -> Result<(), BusError> {
+        self.sender
+            .send(event.clone())
+            .await
+            .map_err(|_| BusError::Unavailable("the in-process consumer has stopped".to_owned()))
+    }
+}
+
+/// Consumes the queue one message at a time (so every room keeps its
+/// order). When `stop` fires, new publishes are refused and what is queued
+/// is still processed, since each of those was acknowledged `accepted`.
+pub fn spawn_consumer(
+    queue: InProcessQueue,
+    processor: Arc<Processor>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let InProcessQueue(mut receiver) = queue;
+    tokio::spawn(async move {
+        let mut stopping = false;
+        loop {
+            let next = if stopping {
+                receiver.recv().await
+            } else {
+                tokio::select! {
+                    next = receiver.recv() => next,
+                    _ = stop.changed() => {
+                        stopping = true;
+                        receiver.close();
+                        continue;
+                    }
+                }
+            };
+            let Some(event) = next else { break };
+            handle(&processor, event).await;
+        }
+        tracing::info!("in-process consumer stopped");
+    })
+}
+
+async fn handle(processor: &Processor, mut event: MessageCreated) {
+    loop {
+        if processor.process(&event).await.is_ok() {
+            return;
+        }
+        if event.attempt >= MAX_STORE_ATTEMPTS {
+            processor.give_up(&event).await;
+            return;
+        }
+        tokio::time::sleep(RETRY_BACKOFF * 2u32.pow(event.attempt - 1)).await;
+        event.attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        atomic::{AtomicU32, Ordering},
+        Mutex,
+    };
+
+    use async_trait::async_trait;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::{
+        domain::{HistoryPage, Message, MessageIdGenerator, MessageText, RoomId, UserId},
+        pipeline::{
+            claims::MemoryClaims,
+            fanout::{Fanout, FanoutError},
+        },
+        store::{memory::MemoryStore, Messages, StoreError},
+    };
+
+    type Emit = (Vec<String>, Vec<String>, String, Value);
+
+    #[derive(Default)]
+    struct RecordingFanout(Mutex<Vec<Emit>>);
+
+    #[async_trait]
+    impl Fanout for RecordingFanout {
+        async fn emit(
+            &self,
+            to: Vec<String>,
+            except: Vec<String>,
+            event: &str,
+            payload: &Value,
+        ) -> Result<(), FanoutError> {
+            let emit = (to, except, event.to_owned(), payload.clone());
+            self.0.lock().unwrap().push(emit);
+            Ok(())
+        }
+
+        async fn close(&self) {}
+    }
+
+    #[derive(Default)]
+    struct BrokenStore(AtomicU32);
+
+    #[async_trait]
+    impl Messages for BrokenStore {
+        async fn save(&self, _: &Message) -> Result<(), StoreError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::unavailable("test", anyhow::anyhow!("down")))
+        }
+
+        async fn history(&self, _: RoomId, _: HistoryPage) -> Result<Vec<Message>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn event() -> MessageCreated {
+        let text = MessageText::parse("hi").unwrap();
+        let id = MessageIdGenerator::new(0).next_id();
+        MessageCreated {
+            message: Message::new_text(id, RoomId::random(), UserId::random(), &text, None),
+            recipient_id: UserId::random(),
+            origin_socket: Some("sid1".to_owned()),
+            accepted_at_ms: 0,
+            attempt: 1,
+            not_before_ms: 0,
+        }
+    }
+
+    async fn run(messages: Arc<dyn Messages>, events: &[MessageCreated]) -> Vec<Emit> {
+        let fanout = Arc::new(RecordingFanout::default());
+        let claims = Arc::new(MemoryClaims::new(100));
+        let processor = Arc::new(Processor::new(messages, fanout.clone(), claims));
+        let (bus, queue) = channel();
+        let (stop, stopped) = watch::channel(false);
+        let consumer = spawn_consumer(queue, processor, stopped);
+        for event in events {
+            bus.publish(event).await.unwrap();
+        }
+        stop.send(true).unwrap();
+        consumer.await.unwrap();
+        let emits = fanout.0.lock().unwrap().clone();
+        emits
+    }
+
+    #[tokio::test]
+    async fn a_stored_message_goes_to_the_room_the_author_and_the_peer() {
+        let store = Arc::new(MemoryStore::default());
+        let event = event();
+        let emits = run(store.clone(), std::slice::from_ref(&event)).await;
+        let message = &event.message;
+        let history = store
+            .history(message.room_id, HistoryPage::Latest { limit: 10 })
+            .await
+            .unwrap();
+        assert_eq!(history, vec![message.clone()]);
+        let names: Vec<_> = emits.iter().map(|(_, _, name, _)| name.as_str()).collect();
+        assert_eq!(names, ["reply", "notification", "notification"]);
+        assert_eq!(emits[0].1, ["socket:sid1"], "the sender is left out");
+        assert_eq!(emits[1].3["name"], "sent");
+        assert_eq!(emits[2].3["name"], "inbox");
+        assert_eq!(emits[2].1, [format!("room:{}", message.room_id)]);
+    }
+
+    #[tokio::test]
+    async fn a_message_handed_over_twice_is_delivered_once() {
+        let event = event();
+        let emits = run(
+            Arc::new(MemoryStore::default()),
+            &[event.clone(), event.clone()],
+        )
+        .await;
+        assert_eq!(emits.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_message_that_cannot_be_stored_is_tried_three_times_then_reported() {
+        let store = Arc::new(BrokenStore::default());
+        let emits = run(store.clone(), &[event()]).await;
+        assert_eq!(store.0.load(Ordering::SeqCst), MAX_STORE_ATTEMPTS);
+        assert_eq!(emits.len(), 1, "no reply for what was not stored");
+        let (to, _, name, payload) = &emits[0];
+        assert_eq!((to[0].as_str(), name.as_str()), ("socket:sid1", "error"));
+        assert_eq!(payload["name"], "chat_500");
+    }
+}

@@ -1,0 +1,162 @@
+//! The `/chats` event handlers: small free functions taking extractors.
+//! Each runs in a span carrying the user, room and message ids.
+
+use serde_json::{json, Value};
+use socketioxide::{
+    adapter::Adapter,
+    extract::{Extension, SocketRef, State, TryData},
+    ParserError,
+};
+use tracing::{field, Instrument, Span};
+
+use super::{
+    error::{Failure, SocketError},
+    payload::{parse_message, parse_room, room_hint},
+    respond::Responder,
+    RealtimeState,
+};
+use crate::{
+    domain::{RoomId, UserId},
+    pipeline::{
+        accept::{Accepted, Submission},
+        fanout::{room_channel, socket_channel, user_channel},
+    },
+};
+
+/// A new, authenticated socket: joins its user's and its own Socket.IO
+/// rooms, so every device of a user can be reached and this one excluded.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, Extension(user): Extension<UserId>) {
+    socket.join([user_channel(user), socket_channel(&socket.id.to_string())]);
+    metrics::gauge!("sockets_connected").increment(1.0);
+    tracing::info!(user_id = %user, socket = %socket.id, "socket connected");
+    socket.on("join", on_join::<A>);
+    socket.on("leave", on_leave::<A>);
+    socket.on("message", on_message::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+}
+
+async fn on_disconnect<A: Adapter>(socket: SocketRef<A>) {
+    metrics::gauge!("sockets_connected").decrement(1.0);
+    tracing::info!(socket = %socket.id, "socket disconnected");
+}
+
+/// `join {roomId}`: participants only.
+async fn on_join<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(user): Extension<UserId>,
+    State(state): State<RealtimeState>,
+    TryData(payload): TryData<Value>,
+    respond: Responder<A>,
+) {
+    let span = tracing::info_span!("socket.join", user_id = %user, room_id = field::Empty);
+    let joined = async {
+        let room = room_of(payload)?;
+        Span::current().record("room_id", field::display(room));
+        match state.membership.peer_of(room, user).await {
+            Ok(Some(_)) => Ok(room),
+            Ok(None) => Err(Failure::new(SocketError::RoomNotFound, Some(room))),
+            Err(error) => Err(Failure::new(error, Some(room))),
+        }
+    }
+    .instrument(span)
+    .await;
+    match joined {
+        Ok(room) => {
+            socket.join(room_channel(room));
+            respond.ok(&json!({ "status": "ok" }));
+        }
+        Err(failure) => respond.fail(&failure),
+    }
+}
+
+/// `leave {roomId}`: always fine for a valid room id.
+async fn on_leave<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(user): Extension<UserId>,
+    TryData(payload): TryData<Value>,
+    respond: Responder<A>,
+) {
+    let _span = tracing::info_span!("socket.leave", user_id = %user).entered();
+    match room_of(payload) {
+        Ok(room) => {
+            socket.leave(room_channel(room));
+            respond.ok(&json!({ "status": "ok" }));
+        }
+        Err(failure) => respond.fail(&failure),
+    }
+}
+
+/// `message`: validate, check membership and rate, accept; the ack says
+/// `accepted` only once the bus holds the message.
+async fn on_message<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(user): Extension<UserId>,
+    State(state): State<RealtimeState>,
+    TryData(payload): TryData<Value>,
+    respond: Responder<A>,
+) {
+    let span = tracing::info_span!(
+        "socket.message",
+        user_id = %user,
+        room_id = field::Empty,
+        message_id = field::Empty,
+    );
+    let origin = socket.id.to_string();
+    match send(&state, user, origin, payload).instrument(span).await {
+        Ok(accepted) => respond.ok(&json!({
+            "status": "accepted",
+            "messageId": accepted.id,
+        })),
+        Err(failure) => respond.fail(&failure),
+    }
+}
+
+async fn send(
+    state: &RealtimeState,
+    user: UserId,
+    origin_socket: String,
+    payload: Result<Value, ParserError>,
+) -> Result<Accepted, Failure> {
+    let value = payload.map_err(|_| bad_shape())?;
+    let room = room_hint(&value);
+    let request = parse_message(&value).map_err(|error| Failure::new(error, room))?;
+    let room = request.room;
+    Span::current().record("room_id", field::display(room));
+    if !state.limiter.check(user) {
+        metrics::counter!("messages_failed_total", "stage" => "rate_limited").increment(1);
+        return Err(Failure::new(SocketError::RateLimited, Some(room)));
+    }
+    let recipient = state
+        .membership
+        .peer_of(room, user)
+        .await
+        .map_err(|error| Failure::new(error, Some(room)))?
+        .ok_or_else(|| Failure::new(SocketError::RoomNotFound, Some(room)))?;
+    let accepted = state
+        .acceptor
+        .accept(Submission {
+            author: user,
+            recipient,
+            room,
+            text: request.text,
+            client_message_id: request.client_message_id,
+            origin_socket,
+        })
+        .await
+        .map_err(|error| Failure::new(error, Some(room)))?;
+    Span::current().record("message_id", field::display(accepted.id));
+    tracing::debug!(resend = accepted.resend, "message accepted");
+    Ok(accepted)
+}
+
+fn room_of(payload: Result<Value, ParserError>) -> Result<RoomId, Failure> {
+    let value = payload.map_err(|_| bad_shape())?;
+    parse_room(&value).map_err(|error| Failure::new(error, None))
+}
+
+fn bad_shape() -> Failure {
+    Failure::new(
+        SocketError::BadRequest("payload must be a JSON object".to_owned()),
+        None,
+    )
+}
