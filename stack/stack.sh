@@ -324,13 +324,16 @@ start_kafka() {
   log "kafka started (pid $pid), broker on $STACK_HOST:$KAFKA_PORT, controller on $STACK_HOST:$KAFKA_CONTROLLER_PORT"
 }
 
+# Redis keeps an append-only file, as a production session store would, so
+# sessions survive a restart (the fault tests restart it).
 start_redis() {
   mkdir -p "$DATA_DIR/redis"
   refuse_foreign_port redis "$REDIS_PORT"
   local pid
   pid=$(launch "$(log_of redis)" "$DATA_DIR/redis" \
     redis-server --bind "$STACK_HOST" --port "$REDIS_PORT" --dir "$DATA_DIR/redis" \
-    --save "" --appendonly no --daemonize no --protected-mode no --logfile "")
+    --save "" --appendonly yes --appendfsync everysec \
+    --daemonize no --protected-mode no --logfile "")
   echo "$pid" >"$(pidfile_of redis)"
   log "redis started (pid $pid) on $STACK_HOST:$REDIS_PORT"
 }

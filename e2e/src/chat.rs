@@ -95,17 +95,22 @@ pub async fn wait_for_history(
 ) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let page = api
-            .history(token, room, &format!("limit={limit}"))
-            .await
-            .expect(200);
-        let page = page.as_array().cloned().unwrap_or_default();
-        if done(&page) {
+        // A 503 while a backend comes back is waited out like any other
+        // unfinished state.
+        let answer = api.history(token, room, &format!("limit={limit}")).await;
+        let page = match answer.status.as_u16() {
+            200 => answer.body.as_array().cloned().unwrap_or_default(),
+            503 => Vec::new(),
+            other => panic!("history answered {other}: {}", answer.body),
+        };
+        if answer.status.as_u16() == 200 && done(&page) {
             return page;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "history never satisfied the condition; last page: {page:?}"
+            "history never satisfied the condition; last answer: {} {}",
+            answer.status,
+            answer.body
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

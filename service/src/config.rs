@@ -108,7 +108,7 @@ pub struct KafkaSettings {
     /// the service is unavailable (`KAFKA_PUBLISH_TIMEOUT_MS`, default 5000).
     pub publish_timeout: Duration,
     /// Wait before the first retry of a message that could not be stored;
-    /// doubled for the next (`KAFKA_RETRY_BACKOFF_MS`, default 1000).
+    /// doubled for the next (`KAFKA_RETRY_BACKOFF_MS`, default 5000: three attempts span 15 s of outage).
     pub retry_backoff: Duration,
 }
 
@@ -238,7 +238,7 @@ impl Settings {
                 publish_timeout: Duration::from_millis(
                     parse("KAFKA_PUBLISH_TIMEOUT_MS", "5000")?.max(1),
                 ),
-                retry_backoff: Duration::from_millis(parse("KAFKA_RETRY_BACKOFF_MS", "1000")?),
+                retry_backoff: Duration::from_millis(parse("KAFKA_RETRY_BACKOFF_MS", "5000")?),
             }),
             None => None,
         };
