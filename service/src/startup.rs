@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::Context;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::net::TcpListener;
 
@@ -273,14 +273,28 @@ pub async fn connect_redis(settings: &RedisSettings) -> anyhow::Result<Connectio
     }
 }
 
+/// Bucket bounds of every `*_seconds` histogram: fine around the 25 ms
+/// fan-out goal, coarse above a second.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1,
+    0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// The process-wide Prometheus recorder, installed on first use.
 fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            // Real histograms (not summaries), so latency percentiles can be
+            // aggregated across instances and read as deltas by the load tool.
+            let builder = || {
+                PrometheusBuilder::new()
+                    .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                    .expect("bucket list is not empty")
+            };
+            builder()
                 .install_recorder()
-                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
+                .unwrap_or_else(|_| builder().build_recorder().handle())
         })
         .clone()
 }

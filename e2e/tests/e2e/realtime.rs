@@ -197,4 +197,41 @@ on_both_backends! {
         assert_eq!(history.len(), 1, "{history:?}");
         assert_eq!(history[0]["id"], id.as_str());
     }
+
+    async fn the_pipeline_reports_its_counters_and_fan_out_latency_in_metrics(server: &TestServer) {
+        let api = Api::new(server.url());
+        let alice = Chatter::new(&api).await;
+        let mut bob = Chatter::new(&api).await;
+        let room = api.room_of(&alice.user, &bob.user).await;
+        join(&bob.socket, &room).await;
+        let id = send(&alice.socket, &room, "counted").await;
+        bob.socket.expect_event("reply", is_message(&id)).await;
+
+        let mut wanted = vec![
+            "messages_accepted_total",
+            "messages_stored_total",
+            "messages_delivered_total",
+            "sockets_connected",
+            "fanout_latency_seconds_bucket",
+        ];
+        if server.backend() == e2e::Backend::Stack {
+            // librdkafka reports statistics every 5 s.
+            wanted.push("kafka_consumer_lag");
+        }
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let text = reqwest::get(format!("{}/metrics", server.url()))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let missing: Vec<_> = wanted.iter().filter(|name| !text.contains(*name)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "missing {missing:?} in:\n{text}");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
 }

@@ -71,6 +71,8 @@ pub fn spawn(
             // knew until their session lapses, so keep that short.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000")
+            // Feeds the `kafka_consumer_lag` gauge (see QuietContext::stats).
+            .set("statistics.interval.ms", "5000")
             .create_with_context(QuietContext::default())?;
         consumer.subscribe(&[&topic])?;
         let worker = Worker {

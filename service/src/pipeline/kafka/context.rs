@@ -1,7 +1,8 @@
 //! A librdkafka client context that keeps the log readable: with the
 //! brokers away, librdkafka reports the same failure several times a
 //! second per client. The first report is a warning; repeats within
-//! [`QUIET_FOR`] go to debug.
+//! [`QUIET_FOR`] go to debug. It also turns librdkafka's statistics into
+//! the `kafka_consumer_lag` gauge.
 
 use std::{
     sync::Mutex,
@@ -10,6 +11,7 @@ use std::{
 
 use rdkafka::{
     client::ClientContext, config::RDKafkaLogLevel, consumer::ConsumerContext, error::KafkaError,
+    Statistics,
 };
 
 /// How long repeated errors stay at debug level after a warning.
@@ -52,6 +54,23 @@ impl ClientContext for QuietContext {
                 }
             }
             _ => tracing::debug!(facility, "librdkafka: {message}"),
+        }
+    }
+
+    /// Publishes each assigned partition's lag (messages behind the end of
+    /// the partition); librdkafka reports -1 where it does not know it yet.
+    fn stats(&self, statistics: Statistics) {
+        for (topic, details) in &statistics.topics {
+            for (partition, state) in &details.partitions {
+                if *partition >= 0 && state.consumer_lag >= 0 {
+                    metrics::gauge!(
+                        "kafka_consumer_lag",
+                        "topic" => topic.clone(),
+                        "partition" => partition.to_string()
+                    )
+                    .set(state.consumer_lag as f64);
+                }
+            }
         }
     }
 
