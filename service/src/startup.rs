@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::net::TcpListener;
@@ -212,7 +213,14 @@ impl Application {
             let _ = stopping_tx.send(());
         };
         tracing::info!(port = self.port(), "listening");
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown);
+        // Small frames (acks, replies) must leave at once, not wait for
+        // Nagle's algorithm to meet the peer's delayed ACK (~40 ms stalls).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(cause = %error, "TCP_NODELAY not set");
+            }
+        });
+        let serve = axum::serve(listener, self.router).with_graceful_shutdown(shutdown);
         let serve = tokio::spawn(async move { serve.await });
         tokio::pin!(serve);
         let served = tokio::select! {

@@ -22,8 +22,9 @@ pub enum Refused {
     Unavailable,
 }
 
-/// Connect middleware: resolves the token and records the user on the
-/// socket, for the `Extension<UserId>` extractor of every handler.
+/// Connect middleware: resolves the token, records the user on the socket
+/// (for the `Extension<UserId>` extractor of every handler) and sets the
+/// socket up before the client is told it is connected.
 pub async fn authenticate<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<RealtimeState>,
@@ -42,6 +43,7 @@ pub async fn authenticate<A: Adapter>(
     match state.sessions.resolve(&token).await {
         Ok(Some(user)) => {
             socket.extensions.insert(user);
+            super::handlers::register(&socket, user);
             Ok(())
         }
         Ok(None) => Err(Refused::Unauthorized),

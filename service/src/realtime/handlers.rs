@@ -23,9 +23,15 @@ use crate::{
     },
 };
 
-/// A new, authenticated socket: joins its user's and its own Socket.IO
-/// rooms, so every device of a user can be reached and this one excluded.
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, Extension(user): Extension<UserId>) {
+/// Sets up a newly authenticated socket: joins its user's and its own
+/// Socket.IO rooms, so every device of a user can be reached and this one
+/// excluded, and registers the event handlers.
+///
+/// Called by the connect middleware, not the connect handler: socketioxide
+/// sends the client its CONNECT before it spawns the (async) connect
+/// handler, so a `join` sent right away could arrive before handlers
+/// registered there exist, and be dropped without an answer.
+pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId) {
     socket.join([user_channel(user), socket_channel(&socket.id.to_string())]);
     metrics::gauge!("sockets_connected").increment(1.0);
     tracing::info!(user_id = %user, socket = %socket.id, "socket connected");
@@ -34,6 +40,10 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, Extension(user): Exten
     socket.on("message", on_message::<A>);
     socket.on_disconnect(on_disconnect::<A>);
 }
+
+/// The connect handler: everything was done by [`register`] before the
+/// client heard CONNECT.
+pub async fn on_connect() {}
 
 async fn on_disconnect<A: Adapter>(socket: SocketRef<A>) {
     metrics::gauge!("sockets_connected").decrement(1.0);
