@@ -23,7 +23,7 @@ STACK_ENV := CASSANDRA_NODE_HOSTS=$(STACK_HOST):$(CASSANDRA_PORT) \
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
 run: ## Run the service on the embedded in-memory backends (nothing is kept)
@@ -65,3 +65,19 @@ e2e: stack-up ## The e2e suite with JUnit reports in target/nextest/ (installs c
 		cargo nextest run -p e2e --test e2e --profile default && \
 		cargo nextest run -p e2e --test faults --profile faults'
 	@echo "JUnit: target/nextest/default/e2e-junit.xml target/nextest/faults/faults-junit.xml"
+
+# Load tests (see loadtest/README.md); LOAD_RATE, LOAD_DURATION, ... pass
+# through the environment.
+LOAD_HOST ?= http://127.0.0.1:3000
+LOAD_USERS ?= 1000
+LOAD_INCREASE_RATE ?= 100
+LOAD_ARGS ?=
+
+.PHONY: load load-stack
+load: ## Load test a running service at LOAD_HOST (~2 min, 1000 chatters); exits 2 on any lost message
+	cargo build --release -p loadtest
+	ulimit -n 65535 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+		target/release/loadtest --host $(LOAD_HOST) -u $(LOAD_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)
+
+load-stack: ## Start a release service on the local stack, load test it (~2 min), stop it
+	bash loadtest/run-stack.sh -u $(LOAD_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)

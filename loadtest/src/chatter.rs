@@ -1,0 +1,281 @@
+//! The goose scenario: each goose user is one chatter.
+//!
+//! - `setup` (on start): register, learn the partner's id, look up the
+//!   pair's private room, open the socket, join.
+//! - `converse` (the one iteration): wait for the common start, send on
+//!   schedule for the run's duration, keep listening through the grace
+//!   period, hand every timing to goose, close the socket.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use goose::prelude::*;
+use serde_json::json;
+use tokio::{
+    sync::mpsc,
+    time::{interval_at, Instant, MissedTickBehavior},
+};
+
+use crate::{
+    conversation::{Conversation, Timing},
+    coord::{partner_of, SlotState},
+    http,
+    latency::lock,
+    socket::{ChatSocket, Received},
+    state::{self, Counters, RunState, SetupStage},
+};
+
+/// How often a chatter that is only listening checks whether it is done.
+const DONE_CHECK: Duration = Duration::from_millis(250);
+/// How long a socket connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a `join` may take. Short: every chatter waits for the slowest
+/// setup before sending starts, and a `join` the server dropped never
+/// answers (see the report).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The chatters' scenario.
+pub fn scenario() -> Scenario {
+    scenario!("chatters")
+        .register_transaction(transaction!(setup).set_on_start().set_name("setup"))
+        .register_transaction(transaction!(converse).set_name("converse"))
+}
+
+/// A chatter ready to talk.
+struct Chatter {
+    index: usize,
+    user_id: String,
+    room_id: String,
+    socket: ChatSocket,
+    events: mpsc::UnboundedReceiver<Received>,
+}
+
+/// Goose session data must be `Clone`; the chatter is taken out once.
+#[derive(Clone)]
+struct Slot(Arc<Mutex<Option<Chatter>>>);
+
+/// A failed setup step.
+struct SetupError {
+    stage: SetupStage,
+    cause: String,
+}
+
+fn at(stage: SetupStage) -> impl FnOnce(String) -> SetupError {
+    move |cause| SetupError { stage, cause }
+}
+
+async fn setup(user: &mut GooseUser) -> TransactionResult {
+    let Some(run) = state::current() else {
+        return Err("run state missing".to_owned().into());
+    };
+    let index = user.weighted_users_index;
+    let outcome = establish(user, &run, index).await;
+    let result = match outcome {
+        Ok(chatter) => {
+            run.registry
+                .publish(index, SlotState::Joined(chatter.user_id.clone()));
+            user.set_session_data(Slot(Arc::new(Mutex::new(Some(chatter)))));
+            Ok(())
+        }
+        Err(error) => {
+            run.registry.publish(index, SlotState::Failed);
+            run.counters.setup_failed(error.stage);
+            eprintln!(
+                "chatter {index}: setup failed ({:?}): {}",
+                error.stage, error.cause
+            );
+            Err(format!("setup {:?}: {}", error.stage, error.cause).into())
+        }
+    };
+    run.gate.arrive();
+    result
+}
+
+async fn establish(
+    user: &mut GooseUser,
+    run: &RunState,
+    index: usize,
+) -> Result<Chatter, SetupError> {
+    let settings = &run.settings;
+    let username = format!("lt{}_{index}", settings.run_tag);
+    let token = http::register(user, &username, &format!("Chatter {index}"))
+        .await
+        .map_err(at(SetupStage::Register))?;
+    let user_id = http::me(user, &token)
+        .await
+        .map_err(at(SetupStage::Register))?;
+    run.registry
+        .publish(index, SlotState::Registered(user_id.clone()));
+
+    // The partner starts right after or right before this chatter; the wait
+    // is bounded so a partner that failed does not hold this one forever.
+    let deadline = Instant::now() + settings.setup_timeout;
+    let partner_id = run
+        .registry
+        .user_id(partner_of(index), deadline)
+        .await
+        .ok_or_else(|| "partner did not register in time".to_owned())
+        .map_err(at(SetupStage::Partner))?;
+    let room_id = http::room(user, &token, &partner_id)
+        .await
+        .map_err(at(SetupStage::Room))?;
+
+    let (sender, events) = mpsc::unbounded_channel();
+    let socket = ChatSocket::connect(&settings.host, &token, sender, CONNECT_TIMEOUT)
+        .await
+        .map_err(|error| error.to_string())
+        .map_err(at(SetupStage::Connect))?;
+    run.counters.socket_opened();
+    // Nothing else is in flight on this socket yet: one ack at a time holds.
+    let joined = socket
+        .request("join", json!({ "roomId": room_id }), JOIN_TIMEOUT)
+        .await;
+    match joined {
+        Ok(ack) if ack["status"] == "ok" => {}
+        other => {
+            socket.disconnect().await;
+            run.counters.socket_closed();
+            let cause = match other {
+                Ok(ack) => format!("join refused: {ack}"),
+                Err(error) => format!("join: {error}"),
+            };
+            return Err(SetupError {
+                stage: SetupStage::Join,
+                cause,
+            });
+        }
+    }
+    Ok(Chatter {
+        index,
+        user_id,
+        room_id,
+        socket,
+        events,
+    })
+}
+
+async fn converse(user: &mut GooseUser) -> TransactionResult {
+    let Some(run) = state::current() else {
+        return Err("run state missing".to_owned().into());
+    };
+    let chatter = user
+        .get_session_data::<Slot>()
+        .and_then(|slot| lock(&slot.0).take());
+    let Some(mut chatter) = chatter else {
+        // Setup failed; it was counted there.
+        return Ok(());
+    };
+    let start = run.gate.start(run.start_deadline()).await;
+    let partner = partner_of(chatter.index);
+    if !run.registry.joined(partner, start).await {
+        Counters::bump(&run.counters.partner_missing);
+        lock(&run.ledgers[chatter.index]).finish();
+        chatter.socket.disconnect().await;
+        run.counters.socket_closed();
+        return Ok(());
+    }
+
+    let settings = &run.settings;
+    let period = settings.period();
+    let offset = period.mul_f64(phase(chatter.index));
+    let mut schedule = interval_at(start + offset, period);
+    // Open loop: a late tick fires at once and keeps its scheduled time.
+    schedule.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let send_end = start + settings.duration;
+    let grace_end = send_end + settings.grace;
+    let mut done_check = tokio::time::interval(DONE_CHECK);
+
+    let mut conversation = Conversation::new(
+        run.clone(),
+        chatter.index,
+        partner,
+        chatter.user_id.clone(),
+        chatter.room_id.clone(),
+        start,
+    );
+    let mut timings = Vec::new();
+    loop {
+        let sending = Instant::now() < send_end;
+        let ack_deadline = conversation.ack_deadline();
+        tokio::select! {
+            received = chatter.events.recv() => match received {
+                Some(received) => conversation.receive(received, &mut timings),
+                None => break,
+            },
+            scheduled = schedule.tick(), if sending => {
+                if scheduled < send_end {
+                    conversation.schedule(scheduled);
+                }
+            }
+            () = tokio::time::sleep_until(ack_deadline.unwrap_or(grace_end)), if ack_deadline.is_some() => {
+                conversation.ack_timed_out(&mut timings);
+            }
+            _ = done_check.tick() => {}
+            () = tokio::time::sleep_until(grace_end) => break,
+        }
+        conversation.pump(&chatter.socket, &mut timings).await;
+        record(user, &mut timings).await;
+        if Instant::now() >= send_end && conversation.idle() {
+            conversation.finish();
+            if conversation.done() {
+                break;
+            }
+        }
+    }
+    conversation.close();
+    chatter.socket.disconnect().await;
+    Ok(())
+}
+
+/// Where in its period chatter `index` sends, as a fraction in [0, 1): the
+/// golden-ratio sequence spreads the chatters evenly (the total rate is
+/// smooth from the first second) while partners, which are neighbours,
+/// land far apart, as two people taking turns would. Partners sending in
+/// the same millisecond would make every `reply` coincide with the
+/// receiver's own ack and `sent` notice, which is not a conversation.
+fn phase(index: usize) -> f64 {
+    const GOLDEN: f64 = 0.618_033_988_749_895;
+    (index as f64 * GOLDEN).fract()
+}
+
+/// Hands the timings to goose, so its reports include the socket latencies.
+async fn record(user: &mut GooseUser, timings: &mut Vec<Timing>) {
+    for timing in timings.drain(..) {
+        let _ = user
+            .record_custom_request_duration(
+                "WS",
+                timing.kind.name(),
+                timing.latency,
+                timing.error.is_none(),
+                None,
+                timing.error.as_deref(),
+            )
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_evenly_and_keep_partners_apart() {
+        let users = 2_000;
+        let mut buckets = [0usize; 10];
+        for index in 0..users {
+            let phase = phase(index);
+            assert!((0.0..1.0).contains(&phase));
+            buckets[(phase * 10.0) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&n| (180..=220).contains(&n)),
+            "{buckets:?}"
+        );
+        for pair in (0..users).step_by(2) {
+            let gap = (phase(pair) - phase(pair + 1)).abs();
+            assert!(gap.min(1.0 - gap) > 0.3, "partners {pair}: {gap}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The HTTP calls of a chatter's setup, made through goose so they appear
+//! in its reports (named by route, not by URL, so 5,000 room lookups are
+//! one row).
+
+use goose::prelude::*;
+use serde_json::Value;
+
+/// A failed call: what and why, for the log.
+pub type CallError = String;
+
+/// `POST /api/v1/accounts/register` without a password (the contract allows
+/// it; argon2 would otherwise dominate the ramp); returns the token.
+pub async fn register(
+    user: &mut GooseUser,
+    username: &str,
+    name: &str,
+) -> Result<String, CallError> {
+    let body = serde_json::json!({ "username": username, "name": name });
+    let builder = user
+        .get_request_builder(&GooseMethod::Post, "/api/v1/accounts/register")
+        .map_err(|error| format!("register: {error}"))?
+        .json(&body);
+    let name = "/api/v1/accounts/register";
+    let request = GooseRequest::builder()
+        .name(name)
+        .set_request_builder(builder)
+        .build();
+    let answer = send(user, request, name).await?;
+    string_field(&answer, "token")
+}
+
+/// `GET /api/v1/accounts/me`; returns the user id.
+pub async fn me(user: &mut GooseUser, token: &str) -> Result<String, CallError> {
+    let builder = user
+        .get_request_builder(&GooseMethod::Get, "/api/v1/accounts/me")
+        .map_err(|error| format!("me: {error}"))?
+        .header("Authorization", token);
+    let name = "/api/v1/accounts/me";
+    let request = GooseRequest::builder()
+        .name(name)
+        .set_request_builder(builder)
+        .build();
+    let answer = send(user, request, name).await?;
+    string_field(&answer, "id")
+}
+
+/// `GET /api/v1/rooms?peerId=`; returns the room id.
+pub async fn room(user: &mut GooseUser, token: &str, peer: &str) -> Result<String, CallError> {
+    let path = format!("/api/v1/rooms?peerId={peer}");
+    let builder = user
+        .get_request_builder(&GooseMethod::Get, &path)
+        .map_err(|error| format!("room: {error}"))?
+        .header("Authorization", token);
+    let name = "/api/v1/rooms?peerId=";
+    let request = GooseRequest::builder()
+        .name(name)
+        .set_request_builder(builder)
+        .build();
+    let answer = send(user, request, name).await?;
+    string_field(&answer, "roomId")
+}
+
+async fn send(
+    user: &mut GooseUser,
+    request: GooseRequest<'_>,
+    name: &str,
+) -> Result<Value, CallError> {
+    let goose = user
+        .request(request)
+        .await
+        .map_err(|error| format!("{name}: {error}"))?;
+    let response = goose.response.map_err(|error| format!("{name}: {error}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(format!("{name}: {status} {body}"));
+    }
+    Ok(body)
+}
+
+fn string_field(body: &Value, field: &str) -> Result<String, CallError> {
+    body[field]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no {field:?} in {body}"))
+}

@@ -1,0 +1,37 @@
+//! Load tool for chat-service: thousands of chatters in pairs, each on its
+//! own Socket.IO connection, sending at a fixed total rate, with fan-out
+//! and ack latencies measured from the scheduled send time and every
+//! message accounted for.
+//!
+//! # Layout
+//!
+//! - [`config`]: goose's command line plus the `LOAD_*` variables.
+//! - [`run`]: one run from start to verdict.
+//! - [`chatter`]: the goose scenario (setup, then the conversation);
+//!   [`conversation`] is a chatter's send/receive logic, [`http`] its HTTP
+//!   calls, [`socket`] the lean Socket.IO client, [`payload`] the text that
+//!   carries the sequence number and send time.
+//! - [`coord`]: pairing and the common start; [`state`]: what the chatters
+//!   share.
+//! - [`ledger`]: counting sent/accepted/delivered/lost/duplicated/out of
+//!   order; [`latency`]: HDR histograms; [`clock`]: the one monotonic clock.
+//! - [`prometheus`]: the service's `/metrics` and percentiles from bucket
+//!   deltas; [`procstat`] and [`sampler`]: CPU and memory from `/proc`.
+//! - [`report`]: `summary.json`, `latency.svg` and the terminal table.
+
+pub mod chatter;
+pub mod clock;
+pub mod config;
+pub mod conversation;
+pub mod coord;
+pub mod http;
+pub mod latency;
+pub mod ledger;
+pub mod payload;
+pub mod procstat;
+pub mod prometheus;
+pub mod report;
+pub mod run;
+pub mod sampler;
+pub mod socket;
+pub mod state;

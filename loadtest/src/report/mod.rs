@@ -1,0 +1,38 @@
+//! What a run leaves behind: `summary.json`, `latency.svg` and a table on
+//! the terminal (goose writes its own HTML/JSON/Markdown next to them).
+
+pub mod plot;
+pub mod server;
+pub mod summary;
+pub mod table;
+
+use std::{fs, path::Path};
+
+use anyhow::Context;
+
+use crate::{report::summary::Summary, sampler::Samples};
+
+/// Writes `summary.json`, `samples.json` and `latency.svg` into `dir`.
+pub fn write(dir: &Path, summary: &Summary, samples: &Samples) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(summary)?;
+    fs::write(dir.join("summary.json"), json).context("writing summary.json")?;
+    let json = serde_json::to_string_pretty(samples)?;
+    fs::write(dir.join("samples.json"), json).context("writing samples.json")?;
+    let title = format!(
+        "{} chatters, {:.0} msg/s, {:.0}s — fan-out p99 {:.1} ms, lost {}",
+        summary.run.users,
+        summary.run.rate,
+        summary.run.duration_s,
+        summary.latency.fanout.p99_ms,
+        summary.messages.lost
+    );
+    let start_s = summary.run.setup_s.unwrap_or(0.0);
+    plot::draw(
+        &dir.join("latency.svg"),
+        &title,
+        &summary.series,
+        samples,
+        start_s,
+    )
+}

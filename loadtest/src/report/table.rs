@@ -1,0 +1,149 @@
+//! The summary as a plain-text table for the terminal.
+
+use std::fmt::Write;
+
+use crate::{latency::Percentiles, report::summary::Summary};
+
+/// Renders the summary for a terminal.
+pub fn render(summary: &Summary) -> String {
+    let mut out = String::new();
+    let run = &summary.run;
+    let rule = "=".repeat(78);
+    let _ = writeln!(out, "{rule}");
+    let _ = writeln!(
+        out,
+        "chat-service load: {} chatters, {:.0} msg/s for {:.0}s (grace {:.0}s) against {}",
+        run.users, run.rate, run.duration_s, run.grace_s, run.host
+    );
+    let _ = writeln!(out, "{rule}");
+    let sockets = &summary.sockets;
+    let _ = writeln!(
+        out,
+        "sockets held at window end: {} of {} (peak {})",
+        sockets
+            .held_at_window_end
+            .map_or_else(|| "?".to_owned(), |held| held.to_string()),
+        sockets.requested,
+        sockets.peak
+    );
+    let t = &summary.throughput;
+    let _ = writeln!(
+        out,
+        "throughput (msg/s): target {:.1}  sent {:.1}  accepted {:.1}  delivered {:.1}  (lowest second {})",
+        t.target_per_s,
+        t.sent_per_s,
+        t.accepted_per_s,
+        t.delivered_per_s,
+        t.delivered_per_s_min
+            .map_or_else(|| "-".to_owned(), |min| min.to_string())
+    );
+    let m = &summary.messages;
+    let _ = writeln!(
+        out,
+        "messages: sent {}  accepted {}  rejected {}  delivered {}  LOST {}  duplicated {}  out-of-order {}  unconfirmed {}",
+        m.sent, m.accepted, m.rejected, m.delivered, m.lost, m.duplicated, m.out_of_order, m.unconfirmed
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<22}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
+    );
+    let mut row = |name: &str, p: &Percentiles| {
+        let _ = writeln!(
+            out,
+            "{:<22}{:>9}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}",
+            name, p.count, p.mean_ms, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
+        );
+    };
+    row("client fan-out", &summary.latency.fanout);
+    row("client ack", &summary.latency.ack);
+    row("client sent notice", &summary.latency.sent_notice);
+    row("  of which send lag", &summary.latency.send_lag);
+    row("createdAt → reply", &summary.latency.created_to_reply);
+    let server = &summary.server;
+    let cell = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    let _ = writeln!(
+        out,
+        "{:<22}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "server fan-out",
+        server.count as u64,
+        cell(server.mean_ms),
+        cell(server.p50_ms),
+        cell(server.p90_ms),
+        cell(server.p99_ms),
+        cell(server.p999_ms),
+        "-"
+    );
+    let _ = writeln!(
+        out,
+        "  (server: {} from {:?}; it times accepted → emitted in whole ms, the client times scheduled send → received)",
+        server.metric, server.source
+    );
+    if let Some(store) = server.store_mean_ms {
+        let _ = writeln!(out, "  (server: mean Cassandra write {store:.2} ms)");
+    }
+    let resources = &summary.resources;
+    if !resources.processes.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "CPU and memory over {:.0}s of sending ({} cores, machine busy {}):",
+            resources.window_s,
+            resources.cores,
+            resources
+                .machine_busy_pct
+                .map_or_else(|| "?".to_owned(), |busy| format!("{busy:.0}%"))
+        );
+        let _ = writeln!(
+            out,
+            "  {:<12}{:>8}{:>8}{:>10}{:>10}{:>10}",
+            "process", "cores", "share", "RSS MiB", "+RSS MiB", "peak MiB"
+        );
+        for p in &resources.processes {
+            let _ = writeln!(
+                out,
+                "  {:<12}{:>8.2}{:>7.0}%{:>10.0}{:>10.0}{:>10.0}",
+                p.name, p.cores, p.machine_share_pct, p.rss_mib, p.rss_growth_mib, p.rss_peak_mib
+            );
+        }
+        if let Some(other) = resources.other_cores {
+            let _ = writeln!(
+                out,
+                "  {:<12}{:>8.2}{:>7.0}%   (everything not watched: builds, other tests, kernel)",
+                "other",
+                other,
+                100.0 * other / resources.cores as f64
+            );
+        }
+        if let Some(per_socket) = resources.service_rss_per_socket_kib {
+            let _ = writeln!(
+                out,
+                "  service RSS per socket: {per_socket:.0} KiB ({} KiB growth per socket)",
+                resources
+                    .service_rss_growth_per_socket_kib
+                    .map_or_else(|| "?".to_owned(), |growth| format!("{growth:.0}"))
+            );
+        }
+    }
+    let _ = writeln!(out, "{rule}");
+    if summary.verdict.ok {
+        let _ = writeln!(
+            out,
+            "OK: every accepted message was delivered once, in order."
+        );
+    } else {
+        if summary.verdict.lost > 0 {
+            let _ = writeln!(
+                out,
+                "!!!!!!!! {} MESSAGES LOST !!!!!!!!",
+                summary.verdict.lost
+            );
+        }
+        for problem in &summary.verdict.problems {
+            let _ = writeln!(out, "PROBLEM: {problem}");
+        }
+    }
+    let _ = writeln!(out, "{rule}");
+    out
+}

@@ -1,0 +1,123 @@
+//! One run from start to finish: settings, the `/metrics` scrape before,
+//! the goose attack, the scrape after, the reports and the verdict.
+
+use std::{fs, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use goose::{config::GooseConfiguration, GooseAttack};
+
+use crate::{
+    chatter, clock,
+    config::Settings,
+    prometheus::Scrape,
+    report::{self, server::ServerLatency, summary::Summary, table},
+    sampler,
+    state::{self, RunState},
+};
+
+/// Exit status when accepted messages were lost.
+const EXIT_LOST: u8 = 2;
+/// Exit status for other problems (duplicates, disorder, failed setups, ...).
+const EXIT_PROBLEMS: u8 = 3;
+
+/// Runs the load test described by the command line and environment.
+pub async fn run() -> anyhow::Result<ExitCode> {
+    clock::origin();
+    let mut goose_config = GooseConfiguration::parse_args_default_or_exit();
+    let settings = Settings::resolve(&mut goose_config)?;
+    fs::create_dir_all(&settings.report_dir)
+        .with_context(|| format!("creating {}", settings.report_dir.display()))?;
+    warn_about_file_limit(settings.users);
+    println!(
+        "load: {} chatters at {} users/s, {:.1} msg/s in total ({:.2} per chatter) for {:?} + {:?} grace against {}; reports in {}",
+        settings.users,
+        settings.increase_rate,
+        settings.rate,
+        settings.rate / settings.users as f64,
+        settings.duration,
+        settings.grace,
+        settings.host,
+        settings.report_dir.display()
+    );
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("http client")?;
+    let before = scrape(&http, &settings.metrics_url).await;
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let report_dir = settings.report_dir.clone();
+    let server_metric = settings.server_metric.clone();
+    let metrics_url = settings.metrics_url.clone();
+    let run = state::install(RunState::new(settings));
+
+    let (stop_sampler, stopped) = tokio::sync::oneshot::channel();
+    let sampler = tokio::spawn(sampler::run(run.clone(), stopped));
+    let attack = GooseAttack::initialize_with_config(goose_config)
+        .context("goose configuration")?
+        .register_scenario(chatter::scenario())
+        .execute()
+        .await;
+    let _ = stop_sampler.send(());
+    let samples = sampler.await.context("sampler task")?;
+    attack.context("goose attack")?;
+
+    let after = scrape(&http, &metrics_url).await;
+    let server = ServerLatency::derive(&server_metric, before.as_ref(), after.as_ref());
+    let summary = Summary::build(&run, started_at, &samples, server);
+    print!("{}", table::render(&summary));
+    report::write(&report_dir, &summary, &samples)?;
+    println!("reports: {}", report_dir.display());
+
+    Ok(if summary.verdict.lost > 0 {
+        ExitCode::from(EXIT_LOST)
+    } else if !summary.verdict.ok {
+        ExitCode::from(EXIT_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `GET /metrics`; `None` (with a note) when it cannot be read.
+async fn scrape(http: &reqwest::Client, url: &str) -> Option<Scrape> {
+    let response = match http.get(url).send().await {
+        Ok(response) if response.status().is_success() => response,
+        Ok(response) => {
+            eprintln!(
+                "load: {url} answered {}; no server-side figures",
+                response.status()
+            );
+            return None;
+        }
+        Err(error) => {
+            eprintln!("load: cannot read {url}: {error}; no server-side figures");
+            return None;
+        }
+    };
+    match response.text().await {
+        Ok(text) => Some(Scrape::parse(&text)),
+        Err(error) => {
+            eprintln!("load: reading {url}: {error}");
+            None
+        }
+    }
+}
+
+/// Each socket is a file descriptor: warn when the limit cannot hold them.
+fn warn_about_file_limit(users: usize) {
+    let Ok(limits) = fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse::<usize>().ok());
+    if let Some(soft) = soft {
+        if soft < users * 2 + 256 {
+            eprintln!(
+                "load: WARNING: open-file limit {soft} is low for {users} chatters; run `ulimit -n 65535` first"
+            );
+        }
+    }
+}

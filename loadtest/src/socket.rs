@@ -1,0 +1,275 @@
+//! A lean Socket.IO client for `/chats` (rust_socketio, async).
+//!
+//! Every callback stamps the process clock first and hands the event to the
+//! chatter through a channel: the callbacks cannot reach goose's
+//! `&mut GooseUser`, and a timestamp taken in the callback does not wait for
+//! the chatter to get round to it.
+//!
+//! rust_socketio quirks handled here: `connect()` does not wait for the
+//! namespace CONNECT, so [`ChatSocket::connect`] waits for it; a refused
+//! handshake arrives only as an `error` callback with a string; the server's
+//! own `error` event arrives on that same callback, with an object.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::FutureExt;
+use rust_socketio::{
+    asynchronous::{Client, ClientBuilder},
+    Event, Payload, TransportType,
+};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{clock, latency::lock};
+
+/// An event from the server, or from the client library.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    /// A `reply`: a message of the room.
+    Reply(Value),
+    /// A `notification` (`sent` or `inbox`).
+    Notification(Value),
+    /// The server's `error` event.
+    ServerError(Value),
+    /// The ack of an emit made with [`ChatSocket::emit_tracked`].
+    Ack {
+        /// The tag given to `emit_tracked`.
+        tag: u64,
+        /// The ack's first argument.
+        data: Value,
+    },
+    /// The connection closed.
+    Closed,
+    /// The client library reported an error (transport failure and such).
+    ClientError(String),
+}
+
+/// An [`Inbound`] event and when it arrived (process clock, µs).
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Arrival time, see [`crate::clock`].
+    pub at_us: u64,
+    /// The event.
+    pub event: Inbound,
+}
+
+/// Why a socket operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    /// The transport could not be opened.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The server refused the namespace connection.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// Sending failed.
+    #[error("emit: {0}")]
+    Emit(String),
+}
+
+type ConnectOutcome = Arc<Mutex<Option<oneshot::Sender<Result<(), String>>>>>;
+
+/// A connected `/chats` socket.
+pub struct ChatSocket {
+    client: Client,
+    events: mpsc::UnboundedSender<Received>,
+}
+
+impl ChatSocket {
+    /// Opens a WebSocket to `base` with `Authorization: <token>`, joins the
+    /// `/chats` namespace and waits up to `timeout` for the server to accept
+    /// it. Events from then on go to `events`.
+    pub async fn connect(
+        base: &str,
+        token: &str,
+        events: mpsc::UnboundedSender<Received>,
+        timeout: Duration,
+    ) -> Result<Self, SocketError> {
+        let (outcome_sender, outcome) = oneshot::channel();
+        let outcome_sender: ConnectOutcome = Arc::new(Mutex::new(Some(outcome_sender)));
+
+        let on_connect = {
+            let outcome_sender = outcome_sender.clone();
+            move |_: Payload, _: Client| {
+                if let Some(sender) = lock(&outcome_sender).take() {
+                    let _ = sender.send(Ok(()));
+                }
+                async {}.boxed()
+            }
+        };
+        let on_error = {
+            let outcome_sender = outcome_sender.clone();
+            let events = events.clone();
+            move |payload: Payload, _: Client| {
+                let at_us = clock::now_micros();
+                let data = first_argument(payload);
+                match data {
+                    // The server's `error` event carries an object.
+                    Value::Object(_) => send(&events, at_us, Inbound::ServerError(data)),
+                    other => {
+                        let text = match other {
+                            Value::String(text) => text,
+                            other => other.to_string(),
+                        };
+                        match lock(&outcome_sender).take() {
+                            Some(sender) => {
+                                let _ = sender.send(Err(text));
+                            }
+                            None => send(&events, at_us, Inbound::ClientError(text)),
+                        }
+                    }
+                }
+                async {}.boxed()
+            }
+        };
+        let on_close = {
+            let events = events.clone();
+            move |_: Payload, _: Client| {
+                send(&events, clock::now_micros(), Inbound::Closed);
+                async {}.boxed()
+            }
+        };
+        let on_any = {
+            let events = events.clone();
+            move |event: Event, payload: Payload, _: Client| {
+                let at_us = clock::now_micros();
+                let data = first_argument(payload);
+                let inbound = match event.as_str() {
+                    "reply" => Some(Inbound::Reply(data)),
+                    "notification" => Some(Inbound::Notification(data)),
+                    _ => None,
+                };
+                if let Some(inbound) = inbound {
+                    send(&events, at_us, inbound);
+                }
+                async {}.boxed()
+            }
+        };
+
+        let connecting = ClientBuilder::new(base)
+            .namespace("/chats")
+            // Straight to WebSocket: no polling round trips per chatter.
+            .transport_type(TransportType::Websocket)
+            .opening_header("Authorization", token)
+            // A chatter that lost its socket is counted, not silently revived.
+            .reconnect(false)
+            .on(Event::Connect, on_connect)
+            .on(Event::Error, on_error)
+            .on(Event::Close, on_close)
+            .on_any(on_any)
+            .connect();
+        let client = tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| SocketError::Timeout)?
+            .map_err(|error| SocketError::Transport(error.to_string()))?;
+        let accepted = match tokio::time::timeout(timeout, outcome).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(refusal))) => Err(SocketError::Refused(refusal)),
+            Ok(Err(_)) => Err(SocketError::Refused("connection dropped".to_owned())),
+            Err(_) => Err(SocketError::Timeout),
+        };
+        if let Err(error) = accepted {
+            let _ = client.disconnect().await;
+            return Err(error);
+        }
+        Ok(Self { client, events })
+    }
+
+    /// Emits and waits up to `timeout` for the ack's first argument. The
+    /// caller keeps at most one ack in flight (see [`Self::emit_tracked`]).
+    pub async fn request(
+        &self,
+        event: &str,
+        data: Value,
+        timeout: Duration,
+    ) -> Result<Value, SocketError> {
+        let (sender, receiver) = oneshot::channel();
+        let sender = Mutex::new(Some(sender));
+        self.client
+            .emit_with_ack(
+                event,
+                Payload::Text(vec![data]),
+                timeout,
+                move |payload, _| {
+                    if let Some(sender) = lock(&sender).take() {
+                        let _ = sender.send(first_argument(payload));
+                    }
+                    async {}.boxed()
+                },
+            )
+            .await
+            .map_err(|error| SocketError::Emit(error.to_string()))?;
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(ack)) => Ok(ack),
+            _ => Err(SocketError::Timeout),
+        }
+    }
+
+    /// Emits asking for an ack, which arrives later on the event channel as
+    /// [`Inbound::Ack`] with `tag`.
+    ///
+    /// rust_socketio picks ack ids at random in 0..999 and hands an ack to
+    /// every waiting callback with that id, so two acks in flight on one
+    /// client can be confused. The chatters therefore keep one ack in flight
+    /// per socket: a message scheduled while the previous ack is pending
+    /// waits for it, and since latencies are measured from the scheduled
+    /// time that wait is charged to the measurement rather than hidden. At a
+    /// few messages per second per socket and acks of milliseconds, the
+    /// wait is rare. (Correlating by `clientMessageId` and the `sent`
+    /// notification instead would lose the ack latency itself.)
+    pub async fn emit_tracked(
+        &self,
+        event: &str,
+        data: Value,
+        timeout: Duration,
+        tag: u64,
+    ) -> Result<(), SocketError> {
+        let events = self.events.clone();
+        self.client
+            .emit_with_ack(
+                event,
+                Payload::Text(vec![data]),
+                timeout,
+                move |payload, _| {
+                    let at_us = clock::now_micros();
+                    let data = first_argument(payload);
+                    send(&events, at_us, Inbound::Ack { tag, data });
+                    async {}.boxed()
+                },
+            )
+            .await
+            .map_err(|error| SocketError::Emit(error.to_string()))
+    }
+
+    /// Closes the connection.
+    pub async fn disconnect(&self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+fn send(events: &mpsc::UnboundedSender<Received>, at_us: u64, event: Inbound) {
+    // A chatter that has finished drops its receiver; late events are moot.
+    let _ = events.send(Received { at_us, event });
+}
+
+/// The first argument of an event or ack (acks arrive as an array of
+/// arguments), or `Null`.
+fn first_argument(payload: Payload) -> Value {
+    #[allow(deprecated)]
+    let value = match payload {
+        Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+        Payload::Text(_) => Value::Null,
+        Payload::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        Payload::Binary(bytes) => Value::String(format!("<{} binary bytes>", bytes.len())),
+    };
+    match value {
+        Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
+        other => other,
+    }
+}
