@@ -104,6 +104,10 @@ pub struct KafkaSettings {
     pub topic_prefix: String,
     /// Partitions of topics created at start-up (`KAFKA_TOPIC_PARTITIONS`, default 6).
     pub partitions: i32,
+    /// Workers processing consumed messages side by side; one room's
+    /// messages always go to the same worker (`KAFKA_CONSUMER_WORKERS`,
+    /// default 16).
+    pub consumer_workers: usize,
     /// How long a publish may wait for the brokers before the sender is told
     /// the service is unavailable (`KAFKA_PUBLISH_TIMEOUT_MS`, default 5000).
     pub publish_timeout: Duration,
@@ -235,6 +239,9 @@ impl Settings {
                         name: "KAFKA_TOPIC_PARTITIONS",
                         reason: "must be 1 or more".to_owned(),
                     })?,
+                consumer_workers: usize::try_from(parse("KAFKA_CONSUMER_WORKERS", "16")?)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, 256),
                 publish_timeout: Duration::from_millis(
                     parse("KAFKA_PUBLISH_TIMEOUT_MS", "5000")?.max(1),
                 ),

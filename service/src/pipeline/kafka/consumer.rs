@@ -7,9 +7,11 @@
 //! that was not stored. A crash re-delivers the tail; the upsert by id and
 //! the "delivered" mark absorb it.
 //!
-//! Order: messages of one partition (hence one room) go to one worker and
-//! are processed one after the other. Partitions are spread over workers,
-//! so a slow room does not hold every other room back.
+//! Order: messages of one room (the record key) go to one worker and are
+//! processed one after the other, so each room keeps its order while
+//! different rooms of one partition proceed side by side. Workers finish
+//! a partition's messages out of order, so [`InFlight`] keeps the stored
+//! offset behind the oldest message still being processed.
 
 use std::{
     sync::Arc,
@@ -27,7 +29,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::{client_config, context::QuietContext, producer::KafkaBus};
+use super::{client_config, context::QuietContext, in_flight::InFlight, producer::KafkaBus};
 use crate::{
     config::KafkaSettings,
     pipeline::{now_ms, process::Processor, BusError, MessageCreated, MAX_STORE_ATTEMPTS},
@@ -47,9 +49,7 @@ pub fn spawn(
     processor: Arc<Processor>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let workers = usize::try_from(settings.partitions)
-        .unwrap_or(1)
-        .clamp(1, 16);
+    let workers = settings.consumer_workers.max(1);
     let created = bus.topics().created.clone();
     let retry = bus.topics().retry.clone();
     let roles = [
@@ -81,6 +81,7 @@ pub fn spawn(
             bus: bus.clone(),
             backoff: settings.retry_backoff,
             stop: stop.clone(),
+            in_flight: Arc::new(InFlight::default()),
         };
         tracing::info!(%topic, %group, workers, "consuming");
         tasks.push(tokio::spawn(read(worker, workers)));
@@ -95,6 +96,7 @@ struct Worker {
     bus: KafkaBus,
     backoff: Duration,
     stop: watch::Receiver<bool>,
+    in_flight: Arc<InFlight>,
 }
 
 /// Why a message was left for later.
@@ -122,7 +124,8 @@ async fn read(worker: Worker, workers: usize) {
             received = worker.consumer.recv() => match received {
                 Ok(message) => {
                     let message = message.detach();
-                    let index = usize::try_from(message.partition()).unwrap_or(0) % workers;
+                    let index = worker_of(message.key(), workers);
+                    worker.in_flight.start(message.topic(), message.partition(), message.offset());
                     if senders[index].send(message).await.is_err() {
                         break;
                     }
@@ -149,7 +152,16 @@ async fn read(worker: Worker, workers: usize) {
     }
 }
 
-/// Processes one partition group's messages in order.
+/// The worker of a record: by its key (the room id), so one room's
+/// messages are handled in order by one worker.
+fn worker_of(key: Option<&[u8]>, workers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() % workers as u64) as usize
+}
+
+/// Processes its rooms' messages in order.
 async fn work(worker: Worker, mut queue: mpsc::Receiver<OwnedMessage>) {
     while let Some(message) = queue.recv().await {
         let mut pause = Duration::from_millis(250);
@@ -167,10 +179,11 @@ async fn work(worker: Worker, mut queue: mpsc::Receiver<OwnedMessage>) {
                 }
             }
         }
-        let stored =
-            worker
-                .consumer
-                .store_offset(message.topic(), message.partition(), message.offset());
+        let (topic, partition) = (message.topic(), message.partition());
+        let Some(done_through) = worker.in_flight.finish(topic, partition, message.offset()) else {
+            continue;
+        };
+        let stored = worker.consumer.store_offset(topic, partition, done_through);
         if let Err(error) = stored {
             // The partition moved to another member; it will see the message.
             tracing::debug!(cause = %error, "offset not stored");

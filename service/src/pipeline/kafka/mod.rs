@@ -4,6 +4,7 @@
 
 pub mod consumer;
 pub mod context;
+mod in_flight;
 pub mod producer;
 
 use std::time::Duration;
