@@ -55,6 +55,8 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 .PHONY: test
 test: lint stack-up ## Lint, then every test of the workspace against the real stack
+	# The e2e suite spawns this binary; `cargo test` alone does not build it.
+	cargo build -p service --bin chat-service
 	cargo test --workspace --no-fail-fast
 
 .PHONY: e2e
