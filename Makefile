@@ -66,7 +66,7 @@ e2e: stack-up ## The e2e suite with JUnit reports in target/nextest/ (installs c
 	E2E_RUN_ID=$${E2E_RUN_ID:-$$(date +%s)} bash -c '\
 		cargo nextest run -p e2e --test e2e --profile default && \
 		cargo nextest run -p e2e --test faults --profile faults'
-	@echo "JUnit: target/nextest/default/e2e-junit.xml target/nextest/faults/faults-junit.xml"
+	@echo "JUnit: $${CARGO_TARGET_DIR:-target}/nextest/default/e2e-junit.xml $${CARGO_TARGET_DIR:-target}/nextest/faults/faults-junit.xml"
 
 # Load tests (see loadtest/README.md); LOAD_RATE, LOAD_DURATION, ... pass
 # through the environment.
@@ -79,7 +79,7 @@ LOAD_ARGS ?=
 load: ## Load test a running service at LOAD_HOST (~2 min, 1000 chatters); exits 2 on any lost message
 	cargo build --release -p loadtest
 	ulimit -n 65535 2>/dev/null || ulimit -n $$(ulimit -Hn); \
-		target/release/loadtest --host $(LOAD_HOST) -u $(LOAD_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)
+		$${CARGO_TARGET_DIR:-target}/release/loadtest --host $(LOAD_HOST) -u $(LOAD_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)
 
 load-stack: ## Start a release service on the local stack, load test it (~2 min), stop it
 	bash loadtest/run-stack.sh -u $(LOAD_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)

@@ -58,7 +58,7 @@ env PORT=$PORT HOST=127.0.0.1 \
   KAFKA_BROKERS="$STACK_HOST:$KAFKA_PORT" \
   KAFKA_TOPIC_PREFIX="load-$STACK_ID." \
   KAFKA_CONSUMER_GROUP="load-$STACK_ID" \
-  target/release/chat-service >"$REPORT_DIR/service.log" 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/release/chat-service" >"$REPORT_DIR/service.log" 2>&1 &
 SERVICE_PID=$!
 PERF_PID=
 
@@ -120,7 +120,7 @@ fi
 
 status=0
 LOAD_SERVICE_PID=$SERVICE_PID LOAD_WATCH_PIDS=$WATCH \
-  target/release/loadtest --host "http://127.0.0.1:$PORT" "$@" || status=$?
+  "${CARGO_TARGET_DIR:-target}/release/loadtest" --host "http://127.0.0.1:$PORT" "$@" || status=$?
 
 if [[ -n $PERF_PID ]]; then
   kill -INT "$PERF_PID" 2>/dev/null || true
