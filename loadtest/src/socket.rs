@@ -191,20 +191,12 @@ impl ChatSocket {
     ) -> Result<Value, SocketError> {
         let (sender, receiver) = oneshot::channel();
         let sender = Mutex::new(Some(sender));
-        self.client
-            .emit_with_ack(
-                event,
-                Payload::Text(vec![data]),
-                timeout,
-                move |payload, _| {
-                    if let Some(sender) = lock(&sender).take() {
-                        let _ = sender.send(first_argument(payload));
-                    }
-                    async {}.boxed()
-                },
-            )
-            .await
-            .map_err(|error| SocketError::Emit(error.to_string()))?;
+        self.emit_with_ack(event, data, timeout, move |payload| {
+            if let Some(sender) = lock(&sender).take() {
+                let _ = sender.send(first_argument(payload));
+            }
+        })
+        .await?;
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(ack)) => Ok(ack),
             _ => Err(SocketError::Timeout),
@@ -231,15 +223,30 @@ impl ChatSocket {
         tag: u64,
     ) -> Result<(), SocketError> {
         let events = self.events.clone();
+        self.emit_with_ack(event, data, timeout, move |payload| {
+            let at_us = clock::now_micros();
+            let data = first_argument(payload);
+            send(&events, at_us, Inbound::Ack { tag, data });
+        })
+        .await
+    }
+
+    /// Emits asking for an ack and runs `on_ack` with the ack's payload
+    /// when it arrives within `timeout` (rust_socketio never calls it later).
+    async fn emit_with_ack(
+        &self,
+        event: &str,
+        data: Value,
+        timeout: Duration,
+        mut on_ack: impl FnMut(Payload) + Send + Sync + 'static,
+    ) -> Result<(), SocketError> {
         self.client
             .emit_with_ack(
                 event,
                 Payload::Text(vec![data]),
                 timeout,
                 move |payload, _| {
-                    let at_us = clock::now_micros();
-                    let data = first_argument(payload);
-                    send(&events, at_us, Inbound::Ack { tag, data });
+                    on_ack(payload);
                     async {}.boxed()
                 },
             )
