@@ -56,13 +56,13 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 .PHONY: test
 test: lint stack-up ## Lint, then every test of the workspace against the real stack
 	# The e2e suite spawns this binary; `cargo test` alone does not build it.
-	cargo build -p service --bin chat-service
+	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
 
 .PHONY: e2e
 e2e: stack-up ## The e2e suite with JUnit reports in target/nextest/ (installs cargo-nextest)
 	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
-	cargo build -p service --bin chat-service
+	cargo build --workspace --bins
 	E2E_RUN_ID=$${E2E_RUN_ID:-$$(date +%s)} bash -c '\
 		cargo nextest run -p e2e --test e2e --profile default && \
 		cargo nextest run -p e2e --test faults --profile faults'
@@ -83,3 +83,7 @@ load: ## Load test a running service at LOAD_HOST (~2 min, 1000 chatters); exits
 
 load-stack: ## Start a release service on the local stack, load test it (~2 min), stop it
 	bash loadtest/run-stack.sh -u $(LOAD_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)
+
+.PHONY: chaos
+chaos: ## Load two instances while each backend, then one instance, is SIGKILLed and restarted (~5 min); exits 2 on any lost or silent message
+	bash loadtest/chaos.sh $(LOAD_ARGS)

@@ -1,4 +1,4 @@
-//! `chat-service`: serve (the default) or `migrate`.
+//! `chat-service`: serve (the default), `migrate`, or `dlq replay [--dry-run]`.
 
 use service::{config::Settings, startup, telemetry};
 
@@ -6,14 +6,18 @@ use service::{config::Settings, startup, telemetry};
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let settings = Settings::from_env()?;
-    match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        [] | ["serve"] => {
             let application = startup::Application::build(settings).await?;
             application.run_until_stopped(shutdown_signal()).await
         }
-        Some("migrate") => startup::migrate(&settings).await,
-        Some(other) => {
-            eprintln!("usage: chat-service [serve|migrate]  (unknown command {other:?})");
+        ["migrate"] => startup::migrate(&settings).await,
+        ["dlq", "replay"] => startup::replay_dlq(&settings, false).await,
+        ["dlq", "replay", "--dry-run"] => startup::replay_dlq(&settings, true).await,
+        _ => {
+            eprintln!("usage: chat-service [serve | migrate | dlq replay [--dry-run]]");
             std::process::exit(2);
         }
     }

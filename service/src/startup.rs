@@ -30,7 +30,7 @@ use crate::{
         topics::Topics,
         Bus,
     },
-    realtime::{self, membership::Membership, RealtimeState},
+    realtime::{self, membership::Membership, RealtimeState, RedisLink},
     sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
     store::{
         cassandra::{self, CassandraStore},
@@ -139,6 +139,16 @@ impl Application {
             );
         }
 
+        // The Socket.IO adapter's own Redis connection, watched by `/ready`.
+        let adapter = match &settings.redis {
+            Some(redis) => {
+                let link = RedisLink::connect(redis).await?;
+                probes.push(Arc::new(link.health()));
+                Some(link)
+            }
+            None => None,
+        };
+
         let realtime = &settings.realtime;
         let realtime_state = RealtimeState {
             sessions: sessions.clone(),
@@ -158,6 +168,7 @@ impl Application {
             )),
         };
         let messages = storage.messages.clone();
+        let store_probe = storage.probe.clone();
         let state = AppState {
             storage,
             sessions,
@@ -167,10 +178,15 @@ impl Application {
             login_throttle: Arc::default(),
         };
         let router = http::router(state, settings.body_limit);
-        let (router, sockets) =
-            realtime::attach(router, realtime_state, settings.redis.as_ref()).await?;
+        let gateway = realtime::attach(router, realtime_state, adapter).await?;
+        let (router, sockets) = (gateway.router, gateway.fanout);
 
-        let processor = Arc::new(Processor::new(messages, sockets.clone(), claims));
+        let processor = Arc::new(Processor::new(
+            messages,
+            store_probe,
+            sockets.clone(),
+            claims,
+        ));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let consumers = match (&settings.kafka, &kafka_bus, queue) {
             (Some(settings), Some(bus), _) => {
@@ -316,5 +332,21 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let session = cassandra::connect(cassandra).await;
     let applied = cassandra::migrate::apply(&session, cassandra).await?;
     tracing::info!(keyspace = %cassandra.keyspace, applied, "schema is up to date");
+    Ok(())
+}
+
+/// Puts the dead-letter topic's messages back through the pipeline (see
+/// [`kafka::replay`]): `chat-service dlq replay [--dry-run]`.
+pub async fn replay_dlq(settings: &Settings, dry_run: bool) -> anyhow::Result<()> {
+    let kafka = settings
+        .kafka
+        .as_ref()
+        .context("KAFKA_BROKERS is not set: without Kafka nothing is ever parked")?;
+    let replayed = kafka::replay::replay(kafka, dry_run).await?;
+    let verb = if dry_run { "would replay" } else { "replayed" };
+    println!("{verb} {}", replayed.messages);
+    if replayed.unreadable > 0 {
+        println!("skipped {} unreadable records", replayed.unreadable);
+    }
     Ok(())
 }

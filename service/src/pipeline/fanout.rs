@@ -42,6 +42,13 @@ pub trait Fanout: Send + Sync {
         payload: &Value,
     ) -> Result<(), FanoutError>;
 
+    /// False while emits cannot reach every instance (the adapter lost
+    /// Redis, or got it back too recently for the others to resubscribe):
+    /// the pipeline holds its emits until this is true.
+    fn settled(&self) -> bool {
+        true
+    }
+
     /// Disconnects every socket of this instance (at shutdown).
     async fn close(&self);
 }

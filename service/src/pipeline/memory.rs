@@ -10,7 +10,11 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::{process::Processor, Bus, BusError, MessageCreated, MAX_STORE_ATTEMPTS};
+use super::{
+    outage::Stopping,
+    process::{ProcessError, Processor},
+    Bus, BusError, MessageCreated, MAX_STORE_ATTEMPTS,
+};
 
 /// Messages that may wait for the consumer before senders are pushed back.
 const QUEUE: usize = 10_000;
@@ -67,20 +71,30 @@ pub fn spawn_consumer(
                 }
             };
             let Some(event) = next else { break };
-            handle(&processor, event).await;
+            if handle(&processor, event, &stop).await.is_err() {
+                // Stopping in the middle of an outage: what is still queued
+                // cannot be stored, and the process is going away with it.
+                tracing::warn!("in-process consumer stopped during an outage");
+                break;
+            }
         }
         tracing::info!("in-process consumer stopped");
     })
 }
 
-async fn handle(processor: &Processor, mut event: MessageCreated) {
+async fn handle(
+    processor: &Processor,
+    mut event: MessageCreated,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), Stopping> {
     loop {
-        if processor.process(&event).await.is_ok() {
-            return;
+        match processor.process(&event, stop).await {
+            Ok(()) => return Ok(()),
+            Err(ProcessError::Stopping) => return Err(Stopping),
+            Err(ProcessError::Store(_)) => {}
         }
         if event.attempt >= MAX_STORE_ATTEMPTS {
-            processor.give_up(&event).await;
-            return;
+            return processor.give_up(&event, stop).await;
         }
         tokio::time::sleep(RETRY_BACKOFF * 2u32.pow(event.attempt - 1)).await;
         event.attempt += 1;
@@ -89,78 +103,27 @@ async fn handle(processor: &Processor, mut event: MessageCreated) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        atomic::{AtomicU32, Ordering},
-        Mutex,
-    };
-
-    use async_trait::async_trait;
-    use serde_json::Value;
+    use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::{
-        domain::{HistoryPage, Message, MessageIdGenerator, MessageText, RoomId, UserId},
+        domain::HistoryPage,
         pipeline::{
             claims::MemoryClaims,
-            fanout::{Fanout, FanoutError},
+            doubles::{event, Emit, FlakyStore, RecordingFanout},
         },
-        store::{memory::MemoryStore, Messages, StoreError},
+        store::Messages,
     };
 
-    type Emit = (Vec<String>, Vec<String>, String, Value);
-
-    #[derive(Default)]
-    struct RecordingFanout(Mutex<Vec<Emit>>);
-
-    #[async_trait]
-    impl Fanout for RecordingFanout {
-        async fn emit(
-            &self,
-            to: Vec<String>,
-            except: Vec<String>,
-            event: &str,
-            payload: &Value,
-        ) -> Result<(), FanoutError> {
-            let emit = (to, except, event.to_owned(), payload.clone());
-            self.0.lock().unwrap().push(emit);
-            Ok(())
-        }
-
-        async fn close(&self) {}
-    }
-
-    #[derive(Default)]
-    struct BrokenStore(AtomicU32);
-
-    #[async_trait]
-    impl Messages for BrokenStore {
-        async fn save(&self, _: &Message) -> Result<(), StoreError> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Err(StoreError::unavailable("test", anyhow::anyhow!("down")))
-        }
-
-        async fn history(&self, _: RoomId, _: HistoryPage) -> Result<Vec<Message>, StoreError> {
-            Ok(Vec::new())
-        }
-    }
-
-    fn event() -> MessageCreated {
-        let text = MessageText::parse("hi").unwrap();
-        let id = MessageIdGenerator::new(0).next_id();
-        MessageCreated {
-            message: Message::new_text(id, RoomId::random(), UserId::random(), &text, None),
-            recipient_id: UserId::random(),
-            origin_socket: Some("sid1".to_owned()),
-            accepted_at_ms: 0,
-            attempt: 1,
-            not_before_ms: 0,
-        }
-    }
-
-    async fn run(messages: Arc<dyn Messages>, events: &[MessageCreated]) -> Vec<Emit> {
+    async fn run(store: Arc<FlakyStore>, events: &[MessageCreated]) -> Vec<Emit> {
         let fanout = Arc::new(RecordingFanout::default());
         let claims = Arc::new(MemoryClaims::new(100));
-        let processor = Arc::new(Processor::new(messages, fanout.clone(), claims));
+        let processor = Arc::new(Processor::new(
+            store.clone(),
+            store,
+            fanout.clone(),
+            claims,
+        ));
         let (bus, queue) = channel();
         let (stop, stopped) = watch::channel(false);
         let consumer = spawn_consumer(queue, processor, stopped);
@@ -169,13 +132,12 @@ mod tests {
         }
         stop.send(true).unwrap();
         consumer.await.unwrap();
-        let emits = fanout.0.lock().unwrap().clone();
-        emits
+        fanout.emits()
     }
 
     #[tokio::test]
     async fn a_stored_message_goes_to_the_room_the_author_and_the_peer() {
-        let store = Arc::new(MemoryStore::default());
+        let store = Arc::new(FlakyStore::default());
         let event = event();
         let emits = run(store.clone(), std::slice::from_ref(&event)).await;
         let message = &event.message;
@@ -196,7 +158,7 @@ mod tests {
     async fn a_message_handed_over_twice_is_delivered_once() {
         let event = event();
         let emits = run(
-            Arc::new(MemoryStore::default()),
+            Arc::new(FlakyStore::default()),
             &[event.clone(), event.clone()],
         )
         .await;
@@ -204,10 +166,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_message_that_cannot_be_stored_is_tried_three_times_then_reported() {
-        let store = Arc::new(BrokenStore::default());
+    async fn a_message_the_answering_store_refuses_is_tried_three_times_then_reported() {
+        let store = Arc::new(FlakyStore::default());
+        store.refusing.store(true, Ordering::SeqCst);
         let emits = run(store.clone(), &[event()]).await;
-        assert_eq!(store.0.load(Ordering::SeqCst), MAX_STORE_ATTEMPTS);
+        assert_eq!(store.saves(), MAX_STORE_ATTEMPTS);
         assert_eq!(emits.len(), 1, "no reply for what was not stored");
         let (to, _, name, payload) = &emits[0];
         assert_eq!((to[0].as_str(), name.as_str()), ("socket:sid1", "error"));

@@ -10,7 +10,8 @@
 //! - [`accept`]: ids, resend dedupe, publish; the sender's ack waits for it.
 //! - [`Bus`]: where accepted messages go, [`kafka`] or [`memory`] side by side.
 //! - [`process`]: the one "a message was created" step both consumers run:
-//!   store, then fan out.
+//!   store, then fan out; [`outage`] holds a message while a backend it
+//!   needs does not answer, without spending its store attempts.
 //! - [`fanout`]: the emitting side of Socket.IO, as seen by the pipeline.
 //! - [`claims`], [`node_id`], [`rate_limit`]: the small shared-state helpers.
 //! - [`lifecycle`]: the running tasks and their orderly stop.
@@ -35,11 +36,14 @@
 
 pub mod accept;
 pub mod claims;
+#[cfg(test)]
+mod doubles;
 pub mod fanout;
 pub mod kafka;
 pub mod lifecycle;
 pub mod memory;
 pub mod node_id;
+pub mod outage;
 pub mod process;
 pub mod rate_limit;
 pub mod topics;

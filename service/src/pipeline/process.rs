@@ -1,5 +1,22 @@
 //! The one place a created message is handled, whichever bus carried it:
 //! store it, then tell the room, the author and the peer.
+//!
+//! # Outages and failures
+//!
+//! Each step tells a backend that is down from a message that fails:
+//! - the store: a failed write is followed by a probe of the store; if the
+//!   probe fails too, Cassandra is down and the message waits ([`Outage`])
+//!   without spending an attempt; if the probe answers, the write failed
+//!   for this message and the caller spends an attempt (retry topic, DLQ);
+//! - the delivery mark and the emits: Redis down means waiting too; an emit
+//!   is held while the adapter is not [`Fanout::settled`].
+//!
+//! # At most one `reply`
+//!
+//! The "delivered" mark is claimed with a token of this processing run
+//! before the first emit. A retry inside the run (after an outage) finds
+//! its own token and emits what it has not emitted yet; a re-delivery by
+//! Kafka (another run) finds a foreign token and emits nothing.
 
 use std::{
     sync::Arc,
@@ -7,44 +24,75 @@ use std::{
 };
 
 use serde_json::{json, Value};
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{
     claims::Claims,
     fanout::{room_channel, socket_channel, user_channel, Fanout},
-    now_ms, MessageCreated,
+    now_ms,
+    outage::{Outage, Stopping},
+    MessageCreated,
 };
-use crate::store::{Messages, StoreError};
+use crate::store::{Messages, Probe, StoreError};
 
 /// How long a "delivered" mark is kept. Kafka re-delivers within minutes
 /// (a rebalance, a restart), so an hour covers it with a wide margin.
 const DELIVERED_TTL: Duration = Duration::from_secs(3600);
+/// How long the store's probe may take to tell an outage.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Tries of one emit while the adapter says it is connected.
+const EMIT_TRIES: u32 = 3;
+
+/// Why a message was not processed.
+#[derive(Debug)]
+pub enum ProcessError {
+    /// The service is stopping; the message will be consumed again.
+    Stopping,
+    /// The store refused this message while it answered otherwise: an
+    /// attempt is spent.
+    Store(StoreError),
+}
+
+impl From<Stopping> for ProcessError {
+    fn from(_: Stopping) -> Self {
+        Self::Stopping
+    }
+}
 
 /// Stores created messages and fans them out.
 pub struct Processor {
     messages: Arc<dyn Messages>,
+    store: Arc<dyn Probe>,
     fanout: Arc<dyn Fanout>,
     delivered: Arc<dyn Claims>,
 }
 
 impl Processor {
-    /// A processor writing to `messages` and emitting through `fanout`;
-    /// `delivered` remembers which messages were already emitted.
+    /// A processor writing to `messages` (whose backend `store` probes) and
+    /// emitting through `fanout`; `delivered` remembers which messages were
+    /// already emitted.
     pub fn new(
         messages: Arc<dyn Messages>,
+        store: Arc<dyn Probe>,
         fanout: Arc<dyn Fanout>,
         delivered: Arc<dyn Claims>,
     ) -> Self {
         Self {
             messages,
+            store,
             fanout,
             delivered,
         }
     }
 
-    /// Stores the message (an idempotent upsert by id), then delivers it.
-    /// Fails only when the store failed; the caller decides about retries.
-    pub async fn process(&self, event: &MessageCreated) -> Result<(), StoreError> {
+    /// Stores the message (an idempotent upsert by id), then delivers it,
+    /// waiting out backend outages until `stop` fires.
+    pub async fn process(
+        &self,
+        event: &MessageCreated,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), ProcessError> {
         let message = &event.message;
         let span = tracing::info_span!(
             "process",
@@ -54,55 +102,69 @@ impl Processor {
             attempt = event.attempt,
         );
         async {
-            let started = Instant::now();
-            if let Err(error) = self.messages.save(message).await {
-                metrics::counter!("messages_failed_total", "stage" => "store").increment(1);
-                tracing::warn!(cause = %error, "storing the message failed");
-                return Err(error);
-            }
-            metrics::histogram!("message_store_duration_seconds")
-                .record(started.elapsed().as_secs_f64());
-            metrics::counter!("messages_stored_total").increment(1);
-            self.deliver(event).await;
+            self.store(event, stop).await?;
+            self.deliver(event, stop).await?;
             Ok(())
         }
         .instrument(span)
         .await
     }
 
+    async fn store(
+        &self,
+        event: &MessageCreated,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), ProcessError> {
+        let mut outage = Outage::new(self.store.name(), stop);
+        loop {
+            let started = Instant::now();
+            let Err(error) = self.messages.save(&event.message).await else {
+                metrics::histogram!("message_store_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("messages_stored_total").increment(1);
+                return Ok(());
+            };
+            if self.store_answers().await {
+                metrics::counter!("messages_failed_total", "stage" => "store").increment(1);
+                tracing::warn!(cause = %error, "storing the message failed");
+                return Err(ProcessError::Store(error));
+            }
+            outage.wait(&error).await?;
+        }
+    }
+
+    async fn store_answers(&self) -> bool {
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await,
+            Ok(Ok(()))
+        )
+    }
+
     /// Emits `reply`, `sent` and `inbox`, at most once per message even when
     /// the bus hands it over twice.
-    async fn deliver(&self, event: &MessageCreated) {
+    async fn deliver(
+        &self,
+        event: &MessageCreated,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), Stopping> {
         let message = &event.message;
-        let key = format!("delivered:{}", message.id);
-        match self.delivered.claim(&key, "1", DELIVERED_TTL).await {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                tracing::debug!("already delivered; not emitting again");
-                return;
-            }
-            Err(error) => {
-                // Without the mark a second emit cannot be ruled out; history
-                // has the message, so skipping keeps "at most once".
-                metrics::counter!("messages_failed_total", "stage" => "deliver").increment(1);
-                tracing::warn!(cause = %error, "cannot mark the message delivered; not emitting");
-                return;
-            }
+        if !self.claim_delivery(event, stop).await? {
+            tracing::debug!("already delivered; not emitting again");
+            return Ok(());
         }
-
+        let reply = match serde_json::to_value(message) {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::error!(cause = %error, "cannot encode the message");
+                return Ok(());
+            }
+        };
         let room = room_channel(message.room_id);
         let except_origin: Vec<String> = event
             .origin_socket
             .iter()
             .map(|s| socket_channel(s))
             .collect();
-        let reply = match serde_json::to_value(message) {
-            Ok(reply) => reply,
-            Err(error) => {
-                tracing::error!(cause = %error, "cannot encode the message");
-                return;
-            }
-        };
         let sent = json!({
             "name": "sent",
             "content": {
@@ -137,25 +199,81 @@ impl Processor {
         ];
         let mut failed = false;
         for (to, except, name, payload) in emits {
-            if let Err(error) = self.fanout.emit(to, except, name, payload).await {
-                failed = true;
-                tracing::warn!(cause = %error, event = name, "emit failed");
-            }
+            failed |= !self.emit(to, except, name, payload, stop).await?;
         }
         if failed {
             metrics::counter!("messages_failed_total", "stage" => "deliver").increment(1);
-            return;
+            return Ok(());
         }
         let latency_ms = (now_ms() - event.accepted_at_ms).max(0);
         metrics::histogram!("fanout_latency_seconds").record(latency_ms as f64 / 1000.0);
         metrics::counter!("messages_delivered_total").increment(1);
         tracing::debug!(latency_ms, "delivered");
+        Ok(())
+    }
+
+    /// True when this run may emit: it claimed the message's mark, or had
+    /// claimed it before an outage interrupted it.
+    async fn claim_delivery(
+        &self,
+        event: &MessageCreated,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<bool, Stopping> {
+        let key = format!("delivered:{}", event.message.id);
+        let token = format!("{:032x}", rand::random::<u128>());
+        let mut outage = Outage::new("redis", stop);
+        loop {
+            match self.delivered.claim(&key, &token, DELIVERED_TTL).await {
+                Ok(None) => return Ok(true),
+                Ok(Some(holder)) => return Ok(holder == token),
+                Err(error) => outage.wait(&error).await?,
+            }
+        }
+    }
+
+    /// Emits one event, holding it while the adapter is not settled. True
+    /// when it went out; false when it failed while the adapter was fine.
+    async fn emit(
+        &self,
+        to: Vec<String>,
+        except: Vec<String>,
+        name: &str,
+        payload: &Value,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<bool, Stopping> {
+        let mut outage = Outage::new("redis", stop);
+        let mut tries = 0;
+        loop {
+            if !self.fanout.settled() {
+                outage.wait(&"the Socket.IO adapter is reconnecting").await?;
+                continue;
+            }
+            match self
+                .fanout
+                .emit(to.clone(), except.clone(), name, payload)
+                .await
+            {
+                Ok(()) => return Ok(true),
+                Err(error) => {
+                    tries += 1;
+                    if tries >= EMIT_TRIES && self.fanout.settled() {
+                        tracing::warn!(cause = %error, event = name, "emit failed");
+                        return Ok(false);
+                    }
+                    outage.wait(&error).await?;
+                }
+            }
+        }
     }
 
     /// Tells the author that the message could not be stored after every
     /// attempt (`chat_500`), on the socket that sent it, or on all of the
     /// author's sockets when that one is unknown.
-    pub async fn give_up(&self, event: &MessageCreated) {
+    pub async fn give_up(
+        &self,
+        event: &MessageCreated,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), Stopping> {
         let message = &event.message;
         metrics::counter!("messages_failed_total", "stage" => "parked").increment(1);
         tracing::error!(
@@ -173,12 +291,155 @@ impl Processor {
             "message": format!("message {} could not be stored", message.id),
             "roomId": message.room_id,
         });
-        if let Err(error) = self
-            .fanout
-            .emit(vec![to], Vec::new(), "error", &payload)
-            .await
+        if !self
+            .emit(vec![to], Vec::new(), "error", &payload, stop)
+            .await?
         {
-            tracing::warn!(cause = %error, "cannot tell the author about the failure");
+            tracing::warn!("cannot tell the author about the failure");
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::pipeline::{
+        claims::MemoryClaims,
+        doubles::{event, FlakyStore, RecordingFanout},
+    };
+
+    struct Setup {
+        store: Arc<FlakyStore>,
+        fanout: Arc<RecordingFanout>,
+        processor: Arc<Processor>,
+    }
+
+    fn setup() -> Setup {
+        let store = Arc::new(FlakyStore::default());
+        let fanout = Arc::new(RecordingFanout::default());
+        let claims = Arc::new(MemoryClaims::new(100));
+        let processor = Arc::new(Processor::new(
+            store.clone(),
+            store.clone(),
+            fanout.clone(),
+            claims,
+        ));
+        Setup {
+            store,
+            fanout,
+            processor,
+        }
+    }
+
+    /// Runs `process` in a task, lets it retry `until` holds, then returns it.
+    async fn spawn_until(
+        processor: &Arc<Processor>,
+        event: &MessageCreated,
+        until: impl Fn() -> bool,
+    ) -> tokio::task::JoinHandle<Result<(), ProcessError>> {
+        let (processor, event) = (processor.clone(), event.clone());
+        let handle = tokio::spawn(async move {
+            let (_stop, stopped) = watch::channel(false);
+            processor.process(&event, &stopped).await
+        });
+        while !until() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handle
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_outage_holds_the_message_without_spending_an_attempt() {
+        let Setup {
+            store,
+            fanout,
+            processor,
+        } = setup();
+        store.down.store(true, Ordering::SeqCst);
+        let event = event();
+
+        let running = spawn_until(&processor, &event, || store.saves() >= 10).await;
+        store.down.store(false, Ordering::SeqCst);
+        let outcome = running.await.unwrap();
+
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(fanout.emits().len(), 3, "delivered once the store is back");
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_while_the_store_answers_spends_an_attempt() {
+        let Setup {
+            store,
+            fanout,
+            processor,
+        } = setup();
+        store.refusing.store(true, Ordering::SeqCst);
+        let (_stop, stopped) = watch::channel(false);
+
+        let outcome = processor.process(&event(), &stopped).await;
+
+        assert!(matches!(outcome, Err(ProcessError::Store(_))), "{outcome:?}");
+        assert_eq!(store.saves(), 1);
+        assert!(fanout.emits().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn emits_wait_for_the_adapter_and_none_is_sent_twice() {
+        let Setup {
+            fanout, processor, ..
+        } = setup();
+        // The reply goes out, then the adapter loses Redis before `sent`.
+        fanout.fail_next.store(0, Ordering::SeqCst);
+        let event = event();
+        let watched = fanout.clone();
+        let running = spawn_until(&processor, &event, || {
+            let sent = !watched.emits().is_empty();
+            if sent {
+                watched.unsettled.store(true, Ordering::SeqCst);
+            }
+            sent
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        fanout.unsettled.store(false, Ordering::SeqCst);
+        running.await.unwrap().unwrap();
+
+        let names: Vec<String> = fanout.emits().into_iter().map(|emit| emit.2).collect();
+        assert_eq!(names, ["reply", "notification", "notification"]);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_is_not_emitted_again() {
+        let Setup {
+            fanout, processor, ..
+        } = setup();
+        let (_stop, stopped) = watch::channel(false);
+        let event = event();
+
+        processor.process(&event, &stopped).await.unwrap();
+        processor.process(&event, &stopped).await.unwrap();
+
+        assert_eq!(fanout.emits().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_during_an_outage_leaves_the_message_unconsumed() {
+        let Setup {
+            store, processor, ..
+        } = setup();
+        store.down.store(true, Ordering::SeqCst);
+        let (stop, stopped) = watch::channel(false);
+        let event = event();
+        let running = tokio::spawn(async move { processor.process(&event, &stopped).await });
+        while store.saves() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        stop.send(true).unwrap();
+
+        assert!(matches!(running.await.unwrap(), Err(ProcessError::Stopping)));
     }
 }

@@ -5,11 +5,21 @@ use async_trait::async_trait;
 use serde_json::Value;
 use socketioxide::{adapter::Adapter, SocketIo};
 
-use super::NAMESPACE;
+use super::{redis_driver::AdapterHealth, NAMESPACE};
 use crate::pipeline::fanout::{Fanout, FanoutError};
 
 /// Emits on the `/chats` namespace of `io`.
-pub struct SocketFanout<A: Adapter>(pub SocketIo<A>);
+pub struct SocketFanout<A: Adapter> {
+    io: SocketIo<A>,
+    adapter: Option<AdapterHealth>,
+}
+
+impl<A: Adapter> SocketFanout<A> {
+    /// Emits through `io`; `adapter` is the Redis adapter's health, if any.
+    pub fn new(io: SocketIo<A>, adapter: Option<AdapterHealth>) -> Self {
+        Self { io, adapter }
+    }
+}
 
 #[async_trait]
 impl<A: Adapter> Fanout for SocketFanout<A> {
@@ -21,7 +31,7 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
         payload: &Value,
     ) -> Result<(), FanoutError> {
         let namespace = self
-            .0
+            .io
             .of(NAMESPACE)
             .ok_or_else(|| FanoutError(format!("namespace {NAMESPACE} is not registered")))?;
         namespace
@@ -32,7 +42,11 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
             .map_err(|error| FanoutError(error.to_string()))
     }
 
+    fn settled(&self) -> bool {
+        self.adapter.as_ref().is_none_or(AdapterHealth::settled)
+    }
+
     async fn close(&self) {
-        self.0.close().await;
+        self.io.close().await;
     }
 }

@@ -6,6 +6,8 @@
 //! - [`membership`]: room participants, cached in process.
 //! - [`respond`] and [`error`]: answers on the ack or as an `error` event.
 //! - [`fanout`]: the pipeline's emits, through the local or Redis adapter.
+//! - [`redis_driver`]: the adapter's Redis connection, which reconnects and
+//!   resubscribes by itself after Redis restarts.
 //!
 //! With Redis configured, the socketioxide Redis adapter relays every emit
 //! to the other instances, so the instance that consumed a message reaches
@@ -17,15 +19,20 @@ pub mod fanout;
 pub mod handlers;
 pub mod membership;
 pub mod payload;
+pub mod redis_driver;
 pub mod respond;
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use socketioxide::{handler::ConnectHandler, SocketIo};
-use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
-use self::{fanout::SocketFanout, membership::Membership};
+use self::{
+    fanout::SocketFanout,
+    membership::Membership,
+    redis_driver::{AdapterHealth, HealingDriver},
+};
 use crate::{
     config::RedisSettings,
     pipeline::{accept::Acceptor, fanout::Fanout, rate_limit::RateLimiter},
@@ -48,31 +55,69 @@ pub struct RealtimeState {
     pub acceptor: Arc<Acceptor>,
 }
 
-/// Adds the Socket.IO layer to `router` and returns the router and the
-/// emitting side for the pipeline. With `redis`, sockets of every instance
-/// are reached through the Redis adapter; otherwise only this instance's.
+/// The gateway as the rest of the service sees it.
+pub struct Gateway {
+    /// The HTTP router with the Socket.IO layer added.
+    pub router: axum::Router,
+    /// The emitting side, for the pipeline.
+    pub fanout: Arc<dyn Fanout>,
+}
+
+/// The Redis side of the Socket.IO adapter, connected before the gateway
+/// so that readiness can watch it from the start.
+pub struct RedisLink {
+    driver: HealingDriver,
+    prefix: String,
+}
+
+impl RedisLink {
+    /// Connects the adapter's own Redis connection.
+    pub async fn connect(redis: &RedisSettings) -> anyhow::Result<Self> {
+        let client = redis::Client::open(redis.url()).context("invalid Redis settings")?;
+        let driver = HealingDriver::connect(client)
+            .await
+            .context("connecting the Socket.IO Redis adapter")?;
+        Ok(Self {
+            driver,
+            prefix: redis.prefix.clone(),
+        })
+    }
+
+    /// What the adapter's ping task knows about its connection.
+    pub fn health(&self) -> AdapterHealth {
+        self.driver.health()
+    }
+}
+
+/// Adds the Socket.IO layer to `router`. With `redis`, sockets of every
+/// instance are reached through the Redis adapter; otherwise only this
+/// instance's.
 pub async fn attach(
     router: axum::Router,
     state: RealtimeState,
-    redis: Option<&RedisSettings>,
-) -> anyhow::Result<(axum::Router, Arc<dyn Fanout>)> {
+    redis: Option<RedisLink>,
+) -> anyhow::Result<Gateway> {
     let Some(redis) = redis else {
         let (layer, io) = SocketIo::builder().with_state(state).build_layer();
         io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate));
-        return Ok((router.layer(layer), Arc::new(SocketFanout(io))));
+        return Ok(Gateway {
+            router: router.layer(layer),
+            fanout: Arc::new(SocketFanout::new(io, None)),
+        });
     };
-    let client = redis::Client::open(redis.url()).context("invalid Redis settings")?;
+    let health = redis.health();
     // The service's key prefix keeps deployments sharing a Redis apart.
     let config = RedisAdapterConfig::new().with_prefix(format!("{}socket.io", redis.prefix));
-    let adapter = RedisAdapterCtr::new_with_redis_config(&client, config)
-        .await
-        .context("connecting the Socket.IO Redis adapter")?;
+    let adapter = RedisAdapterCtr::new_with_driver(redis.driver, config);
     let (layer, io) = SocketIo::builder()
-        .with_adapter::<RedisAdapter<_>>(adapter)
+        .with_adapter::<CustomRedisAdapter<_, HealingDriver>>(adapter)
         .with_state(state)
         .build_layer();
     io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate))
         .await
         .context("starting the Socket.IO Redis adapter")?;
-    Ok((router.layer(layer), Arc::new(SocketFanout(io))))
+    Ok(Gateway {
+        router: router.layer(layer),
+        fanout: Arc::new(SocketFanout::new(io, Some(health))),
+    })
 }

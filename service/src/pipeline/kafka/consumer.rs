@@ -32,7 +32,11 @@ use tokio::{
 use super::{client_config, context::QuietContext, in_flight::InFlight, producer::KafkaBus};
 use crate::{
     config::KafkaSettings,
-    pipeline::{now_ms, process::Processor, BusError, MessageCreated, MAX_STORE_ATTEMPTS},
+    pipeline::{
+        now_ms,
+        process::{ProcessError, Processor},
+        BusError, MessageCreated, MAX_STORE_ATTEMPTS,
+    },
 };
 
 /// Messages a worker may have queued before the reader waits for it.
@@ -71,6 +75,12 @@ pub fn spawn(
             // knew until their session lapses, so keep that short.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000")
+            // A worker holding a message through a backend outage stops the
+            // reader from polling; give an outage ten minutes before the
+            // group counts this member as stuck. (Past that, the member
+            // rejoins and re-reads from the last commit: the upsert and the
+            // delivery mark absorb the repeats.)
+            .set("max.poll.interval.ms", "600000")
             // Feeds the `kafka_consumer_lag` gauge (see QuietContext::stats).
             .set("statistics.interval.ms", "5000")
             .create_with_context(QuietContext::default())?;
@@ -213,8 +223,10 @@ impl Worker {
                 _ = stop.changed() => return Err(Pause::Stopping),
             }
         }
-        let Err(error) = self.processor.process(&event).await else {
-            return Ok(());
+        let error = match self.processor.process(&event, &self.stop).await {
+            Ok(()) => return Ok(()),
+            Err(ProcessError::Stopping) => return Err(Pause::Stopping),
+            Err(ProcessError::Store(error)) => error,
         };
         let reason = error.to_string();
         let topics = self.bus.topics();
@@ -223,8 +235,11 @@ impl Worker {
                 .send(&topics.dlq, &event, Some(&reason))
                 .await
                 .map_err(Pause::Bus)?;
-            self.processor.give_up(&event).await;
-            return Ok(());
+            return self
+                .processor
+                .give_up(&event, &self.stop)
+                .await
+                .map_err(|_| Pause::Stopping);
         }
         let delay = self.backoff * 2u32.pow(event.attempt - 1);
         let next = MessageCreated {

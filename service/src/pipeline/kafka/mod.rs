@@ -1,11 +1,12 @@
 //! The Kafka bus: an idempotent producer ([`producer`]), a consumer group
-//! that stores and fans out ([`consumer`]), the topics, and the `/ready`
-//! probe.
+//! that stores and fans out ([`consumer`]), the dead-letter replay
+//! ([`replay`]), the topics, and the `/ready` probe.
 
 pub mod consumer;
 pub mod context;
 mod in_flight;
 pub mod producer;
+pub mod replay;
 
 use std::time::Duration;
 
