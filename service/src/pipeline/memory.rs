@@ -118,12 +118,7 @@ mod tests {
     async fn run(store: Arc<FlakyStore>, events: &[MessageCreated]) -> Vec<Emit> {
         let fanout = Arc::new(RecordingFanout::default());
         let claims = Arc::new(MemoryClaims::new(100));
-        let processor = Arc::new(Processor::new(
-            store.clone(),
-            store,
-            fanout.clone(),
-            claims,
-        ));
+        let processor = Arc::new(Processor::new(store.clone(), store, fanout.clone(), claims));
         let (bus, queue) = channel();
         let (stop, stopped) = watch::channel(false);
         let consumer = spawn_consumer(queue, processor, stopped);

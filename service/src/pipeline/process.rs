@@ -245,7 +245,9 @@ impl Processor {
         let mut tries = 0;
         loop {
             if !self.fanout.settled() {
-                outage.wait(&"the Socket.IO adapter is reconnecting").await?;
+                outage
+                    .wait(&"the Socket.IO adapter is reconnecting")
+                    .await?;
                 continue;
             }
             match self
@@ -381,7 +383,10 @@ mod tests {
 
         let outcome = processor.process(&event(), &stopped).await;
 
-        assert!(matches!(outcome, Err(ProcessError::Store(_))), "{outcome:?}");
+        assert!(
+            matches!(outcome, Err(ProcessError::Store(_))),
+            "{outcome:?}"
+        );
         assert_eq!(store.saves(), 1);
         assert!(fanout.emits().is_empty());
     }
@@ -440,6 +445,9 @@ mod tests {
 
         stop.send(true).unwrap();
 
-        assert!(matches!(running.await.unwrap(), Err(ProcessError::Stopping)));
+        assert!(matches!(
+            running.await.unwrap(),
+            Err(ProcessError::Stopping)
+        ));
     }
 }
