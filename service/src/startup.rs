@@ -169,17 +169,18 @@ impl Application {
         };
         let messages = storage.messages.clone();
         let store_probe = storage.probe.clone();
+        let gateway = realtime::build(realtime_state, adapter).await?;
+        let sockets = gateway.fanout.clone();
         let state = AppState {
             storage,
             sessions,
+            sockets: sockets.clone(),
             probes,
             token_ttl: settings.token_ttl,
             metrics: metrics_handle(),
             login_throttle: Arc::default(),
         };
-        let router = http::router(state, settings.body_limit);
-        let gateway = realtime::attach(router, realtime_state, adapter).await?;
-        let (router, sockets) = (gateway.router, gateway.fanout);
+        let router = gateway.serve_on(http::router(state, settings.body_limit));
 
         let processor = Arc::new(Processor::new(
             messages,

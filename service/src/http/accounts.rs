@@ -6,6 +6,8 @@ use axum::{
     routing::{get, post},
     Router,
 };
+use std::time::Duration;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -17,6 +19,7 @@ use crate::{
     domain::{DisplayName, Password, User, UserId, Username},
     error::{ApiError, Result},
     passwords,
+    realtime::session::{self, Ended},
     store::{Account, StoreError},
 };
 
@@ -30,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/accounts/register", post(register))
         .route("/api/v1/accounts/login", post(login))
         .route("/api/v1/accounts/logout", post(logout))
+        .route("/api/v1/accounts/logout-all", post(logout_all))
         .route("/api/v1/accounts/me", get(me).post(me))
         .route("/api/v1/accounts", get(list))
 }
@@ -130,10 +134,52 @@ async fn login(
     Ok(axum::Json(json!({ "token": token.expose() })))
 }
 
+/// Ends the caller's session and closes the sockets opened with it.
 async fn logout(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode> {
-    state.sessions.revoke(&caller.token).await?;
+    let session = state.sessions.revoke(&caller.token).await?;
+    end_sockets(&state, &[session], Ended::Logout).await;
+    tracing::info!(user_id = %caller.id, "logged out");
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Ends every session of the caller, this one included, and closes their
+/// sockets everywhere.
+async fn logout_all(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode> {
+    let sessions = state.sessions.revoke_all(caller.id).await?;
+    end_sockets(&state, &sessions, Ended::LogoutEverywhere).await;
+    tracing::info!(user_id = %caller.id, sessions = sessions.len(), "logged out everywhere");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Closes the ended sessions' sockets. The sessions are already gone (no
+/// new handshake or HTTP call succeeds with them); if the adapter cannot
+/// reach the other instances right now, the close is retried in the
+/// background until it can, for up to [`END_RETRY_FOR`].
+async fn end_sockets(state: &AppState, sessions: &[String], why: Ended) {
+    let sockets = state.sockets.clone();
+    if session::end(sockets.as_ref(), sessions, why).await.is_ok() {
+        return;
+    }
+    let sessions = sessions.to_vec();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(200);
+        loop {
+            tokio::time::sleep(pause).await;
+            match session::end(sockets.as_ref(), &sessions, why).await {
+                Ok(()) => return,
+                Err(error) if started.elapsed() > END_RETRY_FOR => {
+                    tracing::error!(cause = %error, "could not close the ended sessions' sockets");
+                    return;
+                }
+                Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),
+            }
+        }
+    });
+}
+
+/// How long closing an ended session's sockets is retried.
+const END_RETRY_FOR: Duration = Duration::from_secs(300);
 
 async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<axum::Json<User>> {
     let user = state

@@ -75,13 +75,16 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
             "missing or malformed Authorization header",
         ))?;
-        let id = state
+        let session = state
             .sessions
             .resolve(&token)
             .await?
             .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-        tracing::Span::current().record("user_id", tracing::field::display(id));
-        Ok(Self { id, token })
+        tracing::Span::current().record("user_id", tracing::field::display(session.user));
+        Ok(Self {
+            id: session.user,
+            token,
+        })
     }
 }
 
@@ -96,7 +99,8 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         let Some(token) = bearer_token(&parts.headers) else {
             return Ok(Self(None));
         };
-        Ok(Self(state.sessions.resolve(&token).await?))
+        let session = state.sessions.resolve(&token).await?;
+        Ok(Self(session.map(|session| session.user)))
     }
 }
 

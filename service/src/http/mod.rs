@@ -25,6 +25,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::{
     error::error_body,
+    pipeline::fanout::Fanout,
     sessions::Sessions,
     store::{Probe, Storage},
 };
@@ -36,6 +37,8 @@ pub struct AppState {
     pub storage: Storage,
     /// Login sessions.
     pub sessions: Arc<dyn Sessions>,
+    /// The sockets of every instance, to end a session's sockets.
+    pub sockets: Arc<dyn Fanout>,
     /// Backends that `/ready` asks.
     pub probes: Vec<Arc<dyn Probe>>,
     /// Lifetime of a new token.
@@ -52,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/accounts/register"),
     ("POST", "/api/v1/accounts/login"),
     ("POST", "/api/v1/accounts/logout"),
+    ("POST", "/api/v1/accounts/logout-all"),
     ("GET", "/api/v1/accounts/me"),
     ("POST", "/api/v1/accounts/me"),
     ("GET", "/api/v1/accounts"),

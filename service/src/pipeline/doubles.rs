@@ -58,6 +58,10 @@ impl Fanout for RecordingFanout {
         Ok(())
     }
 
+    async fn disconnect(&self, _: Vec<String>) -> Result<(), FanoutError> {
+        Ok(())
+    }
+
     fn settled(&self) -> bool {
         !self.unsettled.load(Ordering::SeqCst)
     }

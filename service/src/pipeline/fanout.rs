@@ -24,6 +24,11 @@ pub fn socket_channel(socket: &str) -> String {
     format!("socket:{socket}")
 }
 
+/// The Socket.IO room of the sockets opened with one login session.
+pub fn session_channel(session: &str) -> String {
+    format!("session:{session}")
+}
+
 /// An emit failed (the adapter could not reach Redis, for one).
 #[derive(Debug, thiserror::Error)]
 #[error("emit failed: {0}")]
@@ -41,6 +46,9 @@ pub trait Fanout: Send + Sync {
         event: &str,
         payload: &Value,
     ) -> Result<(), FanoutError>;
+
+    /// Disconnects the sockets in any of `to`, on every instance.
+    async fn disconnect(&self, to: Vec<String>) -> Result<(), FanoutError>;
 
     /// False while emits cannot reach every instance (the adapter lost
     /// Redis, or got it back too recently for the others to resubscribe):

@@ -41,9 +41,10 @@ pub async fn authenticate<A: Adapter>(
         return Err(Refused::Unauthorized);
     };
     match state.sessions.resolve(&token).await {
-        Ok(Some(user)) => {
-            socket.extensions.insert(user);
-            super::handlers::register(&socket, user);
+        Ok(Some(session)) => {
+            socket.extensions.insert(session.user);
+            super::handlers::register(&socket, session.user);
+            super::session::bind(&socket, &session);
             Ok(())
         }
         Ok(None) => Err(Refused::Unauthorized),

@@ -42,6 +42,18 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
             .map_err(|error| FanoutError(error.to_string()))
     }
 
+    async fn disconnect(&self, to: Vec<String>) -> Result<(), FanoutError> {
+        let namespace = self
+            .io
+            .of(NAMESPACE)
+            .ok_or_else(|| FanoutError(format!("namespace {NAMESPACE} is not registered")))?;
+        namespace
+            .to(to)
+            .disconnect()
+            .await
+            .map_err(|error| FanoutError(error.to_string()))
+    }
+
     fn settled(&self) -> bool {
         self.adapter.as_ref().is_none_or(AdapterHealth::settled)
     }

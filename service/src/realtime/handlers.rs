@@ -46,6 +46,7 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId) {
 pub async fn on_connect() {}
 
 async fn on_disconnect<A: Adapter>(socket: SocketRef<A>) {
+    super::session::unbind(&socket);
     metrics::gauge!("sockets_connected").decrement(1.0);
     tracing::info!(socket = %socket.id, "socket disconnected");
 }

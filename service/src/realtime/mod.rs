@@ -5,6 +5,7 @@
 //! - [`payload`]: hand-written parsing, so every bad shape is answered.
 //! - [`membership`]: room participants, cached in process.
 //! - [`respond`] and [`error`]: answers on the ack or as an `error` event.
+//! - [`session`]: a socket ends with its login session (logout, expiry).
 //! - [`fanout`]: the pipeline's emits, through the local or Redis adapter.
 //! - [`redis_driver`]: the adapter's Redis connection, which reconnects and
 //!   resubscribes by itself after Redis restarts.
@@ -21,6 +22,7 @@ pub mod membership;
 pub mod payload;
 pub mod redis_driver;
 pub mod respond;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -57,10 +59,16 @@ pub struct RealtimeState {
 
 /// The gateway as the rest of the service sees it.
 pub struct Gateway {
-    /// The HTTP router with the Socket.IO layer added.
-    pub router: axum::Router,
-    /// The emitting side, for the pipeline.
+    /// The emitting side, for the pipeline and for ending sessions.
     pub fanout: Arc<dyn Fanout>,
+    layer: Box<dyn FnOnce(axum::Router) -> axum::Router + Send>,
+}
+
+impl Gateway {
+    /// Serves Socket.IO on `router`'s port.
+    pub fn serve_on(self, router: axum::Router) -> axum::Router {
+        (self.layer)(router)
+    }
 }
 
 /// The Redis side of the Socket.IO adapter, connected before the gateway
@@ -89,20 +97,15 @@ impl RedisLink {
     }
 }
 
-/// Adds the Socket.IO layer to `router`. With `redis`, sockets of every
-/// instance are reached through the Redis adapter; otherwise only this
-/// instance's.
-pub async fn attach(
-    router: axum::Router,
-    state: RealtimeState,
-    redis: Option<RedisLink>,
-) -> anyhow::Result<Gateway> {
+/// Builds the Socket.IO gateway. With `redis`, sockets of every instance
+/// are reached through the Redis adapter; otherwise only this instance's.
+pub async fn build(state: RealtimeState, redis: Option<RedisLink>) -> anyhow::Result<Gateway> {
     let Some(redis) = redis else {
         let (layer, io) = SocketIo::builder().with_state(state).build_layer();
         io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate));
         return Ok(Gateway {
-            router: router.layer(layer),
             fanout: Arc::new(SocketFanout::new(io, None)),
+            layer: Box::new(move |router| router.layer(layer)),
         });
     };
     let health = redis.health();
@@ -117,7 +120,7 @@ pub async fn attach(
         .await
         .context("starting the Socket.IO Redis adapter")?;
     Ok(Gateway {
-        router: router.layer(layer),
         fanout: Arc::new(SocketFanout::new(io, Some(health))),
+        layer: Box::new(move |router| router.layer(layer)),
     })
 }

@@ -3,12 +3,12 @@
 use std::{
     collections::HashMap,
     sync::Mutex,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use async_trait::async_trait;
 
-use super::{Sessions, Token};
+use super::{Session, Sessions, Token};
 use crate::{domain::UserId, store::StoreError};
 
 /// Digest to user and expiry. Expired entries are dropped when read and
@@ -20,7 +20,7 @@ pub struct MemorySessions {
 
 #[derive(Default)]
 struct SessionMap {
-    entries: HashMap<String, (UserId, Instant)>,
+    entries: HashMap<String, (UserId, Instant, SystemTime)>,
     sweep_at: usize,
 }
 
@@ -39,18 +39,23 @@ impl Sessions for MemorySessions {
         let mut map = self.lock();
         let now = Instant::now();
         if map.entries.len() >= map.sweep_at {
-            map.entries.retain(|_, (_, expires)| *expires > now);
+            map.entries.retain(|_, (_, expires, _)| *expires > now);
             map.sweep_at = (map.entries.len() * 2).max(1024);
         }
-        map.entries.insert(token.digest(), (user, now + ttl));
+        let entry = (user, now + ttl, SystemTime::now() + ttl);
+        map.entries.insert(token.digest(), entry);
         Ok(token)
     }
 
-    async fn resolve(&self, token: &Token) -> Result<Option<UserId>, StoreError> {
+    async fn resolve(&self, token: &Token) -> Result<Option<Session>, StoreError> {
         let digest = token.digest();
         let mut map = self.lock();
         match map.entries.get(&digest) {
-            Some((user, expires)) if *expires > Instant::now() => Ok(Some(*user)),
+            Some((user, expires, expires_at)) if *expires > Instant::now() => Ok(Some(Session {
+                user: *user,
+                id: digest,
+                expires_at: *expires_at,
+            })),
             Some(_) => {
                 map.entries.remove(&digest);
                 Ok(None)
@@ -59,9 +64,24 @@ impl Sessions for MemorySessions {
         }
     }
 
-    async fn revoke(&self, token: &Token) -> Result<(), StoreError> {
-        self.lock().entries.remove(&token.digest());
-        Ok(())
+    async fn revoke(&self, token: &Token) -> Result<String, StoreError> {
+        let digest = token.digest();
+        self.lock().entries.remove(&digest);
+        Ok(digest)
+    }
+
+    async fn revoke_all(&self, user: UserId) -> Result<Vec<String>, StoreError> {
+        let mut map = self.lock();
+        let ids: Vec<String> = map
+            .entries
+            .iter()
+            .filter(|(_, (owner, _, _))| *owner == user)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            map.entries.remove(id);
+        }
+        Ok(ids)
     }
 }
 
@@ -69,13 +89,16 @@ impl Sessions for MemorySessions {
 mod tests {
     use super::*;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
     #[tokio::test]
     async fn a_session_lives_until_revoked() {
         let sessions = MemorySessions::default();
         let user = UserId::random();
-        let token = sessions.issue(user, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(sessions.resolve(&token).await.unwrap(), Some(user));
-        sessions.revoke(&token).await.unwrap();
+        let token = sessions.issue(user, HOUR).await.unwrap();
+        let session = sessions.resolve(&token).await.unwrap().unwrap();
+        assert_eq!(session.user, user);
+        assert_eq!(sessions.revoke(&token).await.unwrap(), session.id);
         assert_eq!(sessions.resolve(&token).await.unwrap(), None);
     }
 
@@ -87,5 +110,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sessions.resolve(&token).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn revoking_all_of_a_user_leaves_other_users_alone() {
+        let sessions = MemorySessions::default();
+        let (ada, bob) = (UserId::random(), UserId::random());
+        let ada_phone = sessions.issue(ada, HOUR).await.unwrap();
+        let ada_laptop = sessions.issue(ada, HOUR).await.unwrap();
+        let bob_phone = sessions.issue(bob, HOUR).await.unwrap();
+
+        let ended = sessions.revoke_all(ada).await.unwrap();
+
+        assert_eq!(ended.len(), 2);
+        assert_eq!(sessions.resolve(&ada_phone).await.unwrap(), None);
+        assert_eq!(sessions.resolve(&ada_laptop).await.unwrap(), None);
+        assert!(sessions.resolve(&bob_phone).await.unwrap().is_some());
     }
 }

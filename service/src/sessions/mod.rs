@@ -5,7 +5,10 @@
 pub mod memory;
 pub mod redis;
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -57,15 +60,30 @@ impl fmt::Debug for Token {
     }
 }
 
+/// A live session: whose it is, its id and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The user it logs in.
+    pub user: UserId,
+    /// Its id: the token's digest. Names the session's sockets; it is no
+    /// credential (the token cannot be had from it), yet it is not logged.
+    pub id: String,
+    /// When it expires.
+    pub expires_at: SystemTime,
+}
+
 /// Where sessions live.
 #[async_trait]
 pub trait Sessions: Send + Sync {
     /// Records a new session of `user` for `ttl`.
     async fn issue(&self, user: UserId, ttl: Duration) -> Result<Token, StoreError>;
-    /// The user of a live session.
-    async fn resolve(&self, token: &Token) -> Result<Option<UserId>, StoreError>;
-    /// Ends a session; ending an unknown one is not an error.
-    async fn revoke(&self, token: &Token) -> Result<(), StoreError>;
+    /// The live session of a token.
+    async fn resolve(&self, token: &Token) -> Result<Option<Session>, StoreError>;
+    /// Ends a session and returns its id; ending an unknown one is not an
+    /// error.
+    async fn revoke(&self, token: &Token) -> Result<String, StoreError>;
+    /// Ends every session of `user` and returns their ids.
+    async fn revoke_all(&self, user: UserId) -> Result<Vec<String>, StoreError>;
 }
 
 #[cfg(test)]
