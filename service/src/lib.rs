@@ -15,6 +15,8 @@
 //! - [`pipeline`]: where a message goes after the gateway accepted it:
 //!   publish (Kafka or an in-process channel), consume, store in the
 //!   [`store`], fan out to the room's sockets on every instance.
+//! - [`limits`]: the message rate and login throttle, shared by every
+//!   instance through Redis.
 //! - [`startup`]: wiring: [`startup::Application::build`] connects the
 //!   backends, applies the schema and binds the port.
 //! - [`error`]: the HTTP error type and its NestJS-shaped body.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod passwords;
 pub mod pipeline;
 pub mod realtime;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::{
     config::{CassandraSettings, RedisSettings, Settings},
     http::{self, AppState},
+    limits::Limits,
     pipeline::{
         accept::Acceptor,
         claims::{Claims, MemoryClaims, RedisClaims},
@@ -26,7 +27,6 @@ use crate::{
         memory,
         node_id::{IdSource, NodeLease},
         process::Processor,
-        rate_limit::RateLimiter,
         topics::Topics,
         Bus,
     },
@@ -150,16 +150,22 @@ impl Application {
         };
 
         let realtime = &settings.realtime;
+        let limits = Arc::new(match (&settings.redis, &redis) {
+            (Some(settings), Some(connection)) => Limits::shared(
+                realtime.rate_per_second,
+                realtime.rate_burst,
+                connection.clone(),
+                settings.prefix.clone(),
+            ),
+            _ => Limits::local(realtime.rate_per_second, realtime.rate_burst),
+        });
         let realtime_state = RealtimeState {
             sessions: sessions.clone(),
             membership: Arc::new(Membership::new(
                 storage.rooms.clone(),
                 realtime.room_cache_capacity,
             )),
-            limiter: Arc::new(RateLimiter::new(
-                realtime.rate_per_second,
-                realtime.rate_burst,
-            )),
+            limits: limits.clone(),
             acceptor: Arc::new(Acceptor::new(
                 bus,
                 ids,
@@ -178,7 +184,7 @@ impl Application {
             probes,
             token_ttl: settings.token_ttl,
             metrics: metrics_handle(),
-            login_throttle: Arc::default(),
+            limits,
         };
         let router = gateway.serve_on(http::router(state, settings.body_limit));
 

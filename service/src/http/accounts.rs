@@ -98,7 +98,7 @@ async fn login(
     const REFUSED: ApiError = ApiError::Unauthorized("unknown username or wrong password");
     let username = Username::parse(&body.username)?;
     let key = username.canonical();
-    if !state.login_throttle.allows(&key) {
+    if !state.limits.login_allowed(&key).await {
         return Err(ApiError::TooManyRequests(
             "too many failed logins for this username; try again in a minute",
         ));
@@ -122,10 +122,10 @@ async fn login(
         _ => false,
     };
     let Some(account) = account.filter(|_| allowed) else {
-        state.login_throttle.failed(&key);
+        state.limits.login_failed(&key).await;
         return Err(REFUSED);
     };
-    state.login_throttle.succeeded(&key);
+    state.limits.login_succeeded(&key).await;
     let token = state
         .sessions
         .issue(account.user.id, state.token_ttl)

@@ -25,6 +25,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::{
     error::error_body,
+    limits::Limits,
     pipeline::fanout::Fanout,
     sessions::Sessions,
     store::{Probe, Storage},
@@ -45,8 +46,8 @@ pub struct AppState {
     pub token_ttl: Duration,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
-    /// Failed logins by username.
-    pub login_throttle: Arc<throttle::LoginThrottle>,
+    /// Failed logins by username (and the message rate), across instances.
+    pub limits: Arc<Limits>,
 }
 
 /// Every route the service answers, as `(method, path)`; the OpenAPI

@@ -1,8 +1,8 @@
 //! Login throttling: after too many failed logins for one username in a
 //! window, further attempts are answered 429 until the window ends. It
 //! slows password guessing without locking the owner out for long.
-//! Per instance: a deployment of N instances allows N times the attempts,
-//! which still turns an online guessing attack into a slow one.
+//! This is the in-process count; [`crate::limits`] shares it across
+//! instances through Redis and falls back to it when Redis is away.
 
 use std::{
     collections::HashMap,
@@ -10,10 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Failed attempts allowed per username and window.
-const MAX_FAILURES: u32 = 10;
-/// Length of the window.
-const WINDOW: Duration = Duration::from_secs(60);
 /// Usernames tracked before old windows are swept.
 const SWEEP_AT: usize = 10_000;
 
@@ -24,11 +20,16 @@ pub struct LoginThrottle {
 }
 
 impl LoginThrottle {
+    /// Failed attempts allowed per username and window.
+    pub const MAX_FAILURES: u32 = 10;
+    /// Length of the window.
+    pub const WINDOW: Duration = Duration::from_secs(60);
+
     /// Whether `username` may try to log in now.
     pub fn allows(&self, username: &str) -> bool {
         let failures = self.lock();
         match failures.get(username) {
-            Some((count, since)) => *count < MAX_FAILURES || since.elapsed() >= WINDOW,
+            Some((count, since)) => *count < Self::MAX_FAILURES || since.elapsed() >= Self::WINDOW,
             None => true,
         }
     }
@@ -37,12 +38,12 @@ impl LoginThrottle {
     pub fn failed(&self, username: &str) {
         let mut failures = self.lock();
         if failures.len() >= SWEEP_AT {
-            failures.retain(|_, (_, since)| since.elapsed() < WINDOW);
+            failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
         }
         let entry = failures
             .entry(username.to_owned())
             .or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= WINDOW {
+        if entry.1.elapsed() >= Self::WINDOW {
             *entry = (0, Instant::now());
         }
         entry.0 += 1;
@@ -67,7 +68,7 @@ mod tests {
     #[test]
     fn too_many_failures_close_the_door_and_success_reopens_it() {
         let throttle = LoginThrottle::default();
-        for _ in 0..MAX_FAILURES {
+        for _ in 0..LoginThrottle::MAX_FAILURES {
             assert!(throttle.allows("ada"));
             throttle.failed("ada");
         }

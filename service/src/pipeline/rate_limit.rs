@@ -1,7 +1,6 @@
-//! A per-user token bucket for `message`. It is kept per instance: a user's
-//! sockets normally sit on one or two instances, and a check that needs no
-//! network round trip keeps the send path short. The effective limit across
-//! `n` instances is at most `n` times the configured one.
+//! A per-user token bucket for `message`, in this process. It is the
+//! whole limit in the embedded mode; with Redis, [`crate::limits`] counts
+//! across instances and uses this one only while Redis does not answer.
 
 use std::{
     collections::HashMap,

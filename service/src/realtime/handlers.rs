@@ -133,7 +133,7 @@ async fn send(
     let request = parse_message(&value).map_err(|error| Failure::new(error, room))?;
     let room = request.room;
     Span::current().record("room_id", field::display(room));
-    if !state.limiter.check(user) {
+    if !state.limits.allow_message(user).await {
         metrics::counter!("messages_failed_total", "stage" => "rate_limited").increment(1);
         return Err(Failure::new(SocketError::RateLimited, Some(room)));
     }

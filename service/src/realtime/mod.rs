@@ -37,7 +37,8 @@ use self::{
 };
 use crate::{
     config::RedisSettings,
-    pipeline::{accept::Acceptor, fanout::Fanout, rate_limit::RateLimiter},
+    limits::Limits,
+    pipeline::{accept::Acceptor, fanout::Fanout},
     sessions::Sessions,
 };
 
@@ -51,8 +52,8 @@ pub struct RealtimeState {
     pub sessions: Arc<dyn Sessions>,
     /// Who is in which room.
     pub membership: Arc<Membership>,
-    /// Per-user message rate.
-    pub limiter: Arc<RateLimiter>,
+    /// Per-user message rate (and the login throttle), across instances.
+    pub limits: Arc<Limits>,
     /// Publishes accepted messages.
     pub acceptor: Arc<Acceptor>,
 }

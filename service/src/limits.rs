@@ -1,0 +1,204 @@
+//! Abuse limits counted across instances: the per-user `message` rate and
+//! the per-username login throttle.
+//!
+//! With Redis, every instance counts in the same keys, so adding instances
+//! does not multiply what a client is allowed. Without Redis (the embedded
+//! mode) the in-process counters are the whole truth, as there is one
+//! instance.
+//!
+//! When Redis does not answer, each instance falls back to its own
+//! in-process counters (which it keeps up to date all along). That is
+//! neither failing open (an outage would lift every limit) nor failing
+//! closed (an outage of the limit store would stop every chat and login):
+//! for the length of the outage a deployment of `n` instances allows at
+//! most `n` times the limit, as it did before the limits were shared.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use redis::aio::ConnectionManager;
+
+use crate::{domain::UserId, http::throttle::LoginThrottle, pipeline::rate_limit::RateLimiter};
+
+/// How long a limit check may wait for Redis before falling back.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often a fallback is logged while it lasts.
+const LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Generic cell rate algorithm in one round trip: the key holds the
+/// theoretical arrival time (ms, Redis's own clock, so instances' clocks
+/// do not matter).
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local next_tat = tat + interval
+if next_tat - now > interval * burst then return 0 end
+redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(next_tat - now) + 1)
+return 1
+";
+
+/// Shared counters in Redis, under the service's key prefix.
+struct Shared {
+    connection: ConnectionManager,
+    prefix: String,
+    gcra: redis::Script,
+    warned_at: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn warn_fallback(&self, what: &str, error: &dyn std::fmt::Display) {
+        let mut warned = self
+            .warned_at
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if warned.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            tracing::warn!(cause = %error, "{what}: Redis does not answer; counting per instance");
+            *warned = Some(Instant::now());
+        }
+        metrics::counter!("limits_fallback_total", "limit" => what.to_owned()).increment(1);
+    }
+}
+
+/// Runs a Redis call with the limits' timeout.
+async fn bounded<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
+    }
+}
+
+/// The limits of one service instance.
+pub struct Limits {
+    rate: RateLimiter,
+    rate_per_second: u32,
+    burst: u32,
+    logins: LoginThrottle,
+    shared: Option<Shared>,
+}
+
+impl Limits {
+    /// In-process limits only (the embedded mode).
+    pub fn local(rate_per_second: u32, burst: u32) -> Self {
+        Self {
+            rate: RateLimiter::new(rate_per_second, burst),
+            rate_per_second: rate_per_second.max(1),
+            burst: burst.max(1),
+            logins: LoginThrottle::default(),
+            shared: None,
+        }
+    }
+
+    /// Limits shared through Redis, keys under `prefix`.
+    pub fn shared(
+        rate_per_second: u32,
+        burst: u32,
+        connection: ConnectionManager,
+        prefix: impl Into<String>,
+    ) -> Self {
+        Self {
+            shared: Some(Shared {
+                connection,
+                prefix: prefix.into(),
+                gcra: redis::Script::new(GCRA),
+                warned_at: Mutex::default(),
+            }),
+            ..Self::local(rate_per_second, burst)
+        }
+    }
+
+    /// Whether `user` may send one more message now (and counts it).
+    pub async fn allow_message(&self, user: UserId) -> bool {
+        // The local bucket is always charged, so a fallback starts from
+        // what this instance has seen rather than from a full bucket.
+        let local = self.rate.check(user);
+        let Some(shared) = &self.shared else {
+            return local;
+        };
+        let interval_ms = 1000.0 / f64::from(self.rate_per_second);
+        let mut connection = shared.connection.clone();
+        let mut call = shared
+            .gcra
+            .key(format!("{}rate:message:{user}", shared.prefix));
+        call.arg(interval_ms).arg(self.burst);
+        match bounded(call.invoke_async::<i64>(&mut connection)).await {
+            Ok(allowed) => allowed == 1,
+            Err(error) => {
+                shared.warn_fallback("message rate", &error);
+                local
+            }
+        }
+    }
+
+    /// Whether a login for `username` may be tried now.
+    pub async fn login_allowed(&self, username: &str) -> bool {
+        let local = self.logins.allows(username);
+        let Some(shared) = &self.shared else {
+            return local;
+        };
+        let key = login_key(&shared.prefix, username);
+        let mut connection = shared.connection.clone();
+        let mut command = redis::cmd("GET");
+        let call = command
+            .arg(&key)
+            .query_async::<Option<u32>>(&mut connection);
+        match bounded(call).await {
+            Ok(failures) => failures.unwrap_or(0) < LoginThrottle::MAX_FAILURES,
+            Err(error) => {
+                shared.warn_fallback("login throttle", &error);
+                local
+            }
+        }
+    }
+
+    /// Counts a failed login for `username`; the window starts at the
+    /// first failure.
+    pub async fn login_failed(&self, username: &str) {
+        self.logins.failed(username);
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let key = login_key(&shared.prefix, username);
+        let window = LoginThrottle::WINDOW.as_secs();
+        let mut connection = shared.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .incr(&key, 1)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(window)
+            .arg("NX")
+            .ignore();
+        if let Err(error) = bounded(pipe.query_async::<()>(&mut connection)).await {
+            shared.warn_fallback("login throttle", &error);
+        }
+    }
+
+    /// Clears the failures of `username` after a successful login.
+    pub async fn login_succeeded(&self, username: &str) {
+        self.logins.succeeded(username);
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let key = login_key(&shared.prefix, username);
+        let mut connection = shared.connection.clone();
+        let mut command = redis::cmd("DEL");
+        let call = command.arg(&key).query_async::<()>(&mut connection);
+        if let Err(error) = bounded(call).await {
+            shared.warn_fallback("login throttle", &error);
+        }
+    }
+}
+
+fn login_key(prefix: &str, username: &str) -> String {
+    format!("{prefix}throttle:login:{username}")
+}
