@@ -43,7 +43,7 @@ pub async fn authenticate<A: Adapter>(
     match state.sessions.resolve(&token).await {
         Ok(Some(session)) => {
             socket.extensions.insert(session.user);
-            super::handlers::register(&socket, session.user);
+            super::handlers::register(&socket, session.user, &state);
             super::session::bind(&socket, &session);
             Ok(())
         }

@@ -2,11 +2,16 @@
 //! Each runs in a span carrying the user, room and message ids.
 
 use serde_json::{json, Value};
+use std::sync::Arc;
+
 use socketioxide::{
     adapter::Adapter,
     extract::{Extension, SocketRef, State, TryData},
+    handler::{FromMessage, FromMessageParts, MessageHandler, Value as PacketValue},
+    socket::Socket,
     ParserError,
 };
+use tokio::sync::mpsc;
 use tracing::{field, Instrument, Span};
 
 use super::{
@@ -31,14 +36,49 @@ use crate::{
 /// sends the client its CONNECT before it spawns the (async) connect
 /// handler, so a `join` sent right away could arrive before handlers
 /// registered there exist, and be dropped without an answer.
-pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId) {
+pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId, state: &RealtimeState) {
     socket.join([user_channel(user), socket_channel(&socket.id.to_string())]);
     metrics::gauge!("sockets_connected").increment(1.0);
     tracing::info!(user_id = %user, socket = %socket.id, "socket connected");
+    let (queue, pending) = mpsc::channel(SEND_QUEUE);
+    tokio::spawn(send_in_order(
+        state.clone(),
+        user,
+        socket.id.to_string(),
+        pending,
+    ));
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
-    socket.on("message", on_message::<A>);
+    socket.on("message", InOrder(queue));
     socket.on_disconnect(on_disconnect::<A>);
+}
+
+/// `message`s a socket may have waiting for their turn; past that, the
+/// client is sending faster than any rate limit would let through anyway.
+const SEND_QUEUE: usize = 1024;
+
+/// A `message` waiting for its turn, with where its answer goes.
+type Queued<A> = (Result<Value, ParserError>, Responder<A>);
+
+/// The `message` handler: queues each packet in arrival order.
+///
+/// socketioxide spawns a task per event for `async fn` handlers, and the
+/// tasks of one socket run side by side (tokio even runs the newest one
+/// first), so a client that pipelines would see its messages overtake each
+/// other. This handler implements [`MessageHandler`] directly: its `call`
+/// runs synchronously as each packet is read, so the queue holds the
+/// socket's order, and [`send_in_order`] accepts from it one at a time.
+struct InOrder<A: Adapter>(mpsc::Sender<Queued<A>>);
+
+impl<A: Adapter> MessageHandler<A, InOrder<A>> for InOrder<A> {
+    fn call(&self, socket: Arc<Socket<A>>, mut value: PacketValue, ack_id: Option<i64>) {
+        let Ok(respond) = Responder::from_message_parts(&socket, &mut value, &ack_id);
+        let Ok(TryData(payload)) = TryData::<Value>::from_message(socket, value, ack_id);
+        if let Err(full) = self.0.try_send((payload, respond)) {
+            let (_, respond) = full.into_inner();
+            respond.fail(&Failure::new(SocketError::RateLimited, None));
+        }
+    }
 }
 
 /// The connect handler: everything was done by [`register`] before the
@@ -97,28 +137,31 @@ async fn on_leave<A: Adapter>(
     }
 }
 
-/// `message`: validate, check membership and rate, accept; the ack says
+/// Accepts one socket's messages in the order it sent them; the ack says
 /// `accepted` only once the bus holds the message.
-async fn on_message<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(user): Extension<UserId>,
-    State(state): State<RealtimeState>,
-    TryData(payload): TryData<Value>,
-    respond: Responder<A>,
+async fn send_in_order<A: Adapter>(
+    state: RealtimeState,
+    user: UserId,
+    origin: String,
+    mut pending: mpsc::Receiver<Queued<A>>,
 ) {
-    let span = tracing::info_span!(
-        "socket.message",
-        user_id = %user,
-        room_id = field::Empty,
-        message_id = field::Empty,
-    );
-    let origin = socket.id.to_string();
-    match send(&state, user, origin, payload).instrument(span).await {
-        Ok(accepted) => respond.ok(&json!({
-            "status": "accepted",
-            "messageId": accepted.id,
-        })),
-        Err(failure) => respond.fail(&failure),
+    while let Some((payload, respond)) = pending.recv().await {
+        let span = tracing::info_span!(
+            "socket.message",
+            user_id = %user,
+            room_id = field::Empty,
+            message_id = field::Empty,
+        );
+        match send(&state, user, origin.clone(), payload)
+            .instrument(span)
+            .await
+        {
+            Ok(accepted) => respond.ok(&json!({
+                "status": "accepted",
+                "messageId": accepted.id,
+            })),
+            Err(failure) => respond.fail(&failure),
+        }
     }
 }
 
