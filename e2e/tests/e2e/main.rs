@@ -34,6 +34,8 @@ mod backends;
 mod corpus;
 mod delivery;
 mod history;
+mod order;
 mod realtime;
 mod rooms;
+mod sessions;
 mod storage;
