@@ -2,7 +2,8 @@
 # Local test stack: Cassandra 5.0, Kafka 4.x (KRaft) and Redis 7, as plain
 # processes on this machine (no Docker). See stack/README.md.
 #
-#   stack/stack.sh up | down | status | logs [svc] | start <svc> | stop <svc> | reset
+#   stack/stack.sh up | down | status | logs [svc] | reset
+#   stack/stack.sh start <svc> | stop <svc> | kill <svc> | pause <svc> | resume <svc>
 #
 # svc is one of: cassandra kafka redis. All state lives under $STACK_DIR.
 set -euo pipefail
@@ -24,6 +25,10 @@ CASSANDRA_TIMEOUT=${CASSANDRA_TIMEOUT:-240}
 KAFKA_TIMEOUT=${KAFKA_TIMEOUT:-120}
 REDIS_TIMEOUT=${REDIS_TIMEOUT:-30}
 STOP_TIMEOUT=${STOP_TIMEOUT:-30}
+# 1 starts Cassandra with -Dcassandra.unsafesystem=true: schema changes are
+# not flushed, which is faster for throwaway test keyspaces but loses them
+# on a crash. Off by default, so a user's schema survives a SIGKILL.
+CASSANDRA_UNSAFE_SYSTEM=${CASSANDRA_UNSAFE_SYSTEM:-0}
 JAVA=${JAVA:-java}
 
 mkdir -p "$STACK_DIR"
@@ -69,12 +74,17 @@ read_pid() {
   echo "$pid"
 }
 
-# kill -0 succeeds on zombies too (if nothing reaps them): treat those as dead.
+# kill -0 succeeds on zombies too (if nothing reaps them): treat those as
+# dead. Look at every thread, not only the first: when a JVM is killed its
+# main thread can be a zombie while other threads are still exiting and
+# holding its ports.
 alive() {
   kill -0 "$1" 2>/dev/null || return 1
-  local state
-  state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null || true)
-  [[ $state != Z ]]
+  [[ -d /proc/$1/task ]] || return 0
+  # A thread may exit between the glob and the read: cat's complaint is
+  # no verdict (and must not fail the pipeline under pipefail).
+  { cat /proc/"$1"/task/*/stat 2>/dev/null || true; } |
+    awk '{ sub(/.*\) /, ""); if ($1 != "Z" && $1 != "X") live = 1 } END { exit !live }'
 }
 
 # Guards against a recycled pid: java processes carry $STACK_DIR in their
@@ -107,6 +117,27 @@ answers() {
 
 port_open() {
   timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+}
+
+ports_of() {
+  case $1 in
+    cassandra) echo "$CASSANDRA_PORT $CASSANDRA_STORAGE_PORT" ;;
+    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ;;
+    redis) echo "$REDIS_PORT" ;;
+  esac
+}
+
+# The kernel may close a dead process's listening sockets a moment after
+# the process is gone: wait for that, so a `start` right after does not
+# find its port taken.
+wait_ports_closed() {
+  local svc=$1 port deadline=$((SECONDS + STOP_TIMEOUT))
+  for port in $(ports_of "$svc"); do
+    while port_open "$STACK_HOST" "$port"; do
+      ((SECONDS < deadline)) || die "$svc: $STACK_HOST:$port still open ${STOP_TIMEOUT}s after the process ended"
+      sleep 0.1
+    done
+  done
 }
 
 # --------------------------------------------------------------------------
@@ -278,8 +309,8 @@ start_cassandra() {
     -Dcassandra.skip_wait_for_gossip_to_settle=0
     -Dcassandra.initial_token=0
     -Dcassandra.superuser_setup_delay_ms=0
-    -Dcassandra.unsafesystem=true
   )
+  [[ $CASSANDRA_UNSAFE_SYSTEM == 1 ]] && opts+=(-Dcassandra.unsafesystem=true)
   [[ -n $jamm ]] && opts+=(-javaagent:"$jamm")
   local pid
   pid=$(launch "$(log_of cassandra)" "$DATA_DIR/cassandra" \
@@ -402,6 +433,8 @@ stop_services() {
     if pid=$(running_pid "$svc"); then
       log "stopping $svc (pid $pid)"
       kill -TERM "$pid" 2>/dev/null || true
+      # A paused (SIGSTOPped) process acts on SIGTERM only once continued.
+      kill -CONT "$pid" 2>/dev/null || true
       victims+=("$svc:$pid")
     else
       [[ -f $(pidfile_of "$svc") ]] && log "$svc not running (stale pid file removed)"
@@ -422,8 +455,40 @@ stop_services() {
       while alive "$pid" && ((n++ < 50)); do sleep 0.2; done
     fi
     rm -f "$(pidfile_of "$svc")"
+    wait_ports_closed "$svc"
     log "$svc stopped"
   done
+}
+
+# A crash, not a stop: SIGKILL, wait until the process is gone, drop the pid
+# file. Nothing gets to flush or say goodbye to its clients.
+kill_service() {
+  local svc=$1 pid
+  if ! pid=$(running_pid "$svc"); then
+    log "$svc not running (nothing to kill)"
+    rm -f "$(pidfile_of "$svc")"
+    return 0
+  fi
+  log "killing $svc (pid $pid) with SIGKILL"
+  # A stopped process dies of SIGKILL too; SIGCONT is not needed.
+  kill -KILL "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while alive "$pid"; do
+    ((SECONDS < deadline)) || die "$svc (pid $pid) still alive ${STOP_TIMEOUT}s after SIGKILL"
+    sleep 0.1
+  done
+  rm -f "$(pidfile_of "$svc")"
+  wait_ports_closed "$svc"
+  log "$svc killed"
+}
+
+# SIGSTOP / SIGCONT: the process keeps its sockets open but answers nothing,
+# as a long GC pause or a hung host would.
+signal_service() {
+  local svc=$1 signal=$2 pid
+  pid=$(running_pid "$svc") || die "$svc is not running (no live pid in $(pidfile_of "$svc"))"
+  kill -"$signal" "$pid"
+  log "$svc (pid $pid) sent SIG$signal"
 }
 
 # --------------------------------------------------------------------------
@@ -490,6 +555,24 @@ cmd_stop() {
   stop_services "$1"
 }
 
+cmd_kill() {
+  check_svc "${1:-}"
+  take_lock
+  kill_service "$1"
+}
+
+cmd_pause() {
+  check_svc "${1:-}"
+  take_lock
+  signal_service "$1" STOP
+}
+
+cmd_resume() {
+  check_svc "${1:-}"
+  take_lock
+  signal_service "$1" CONT
+}
+
 cmd_down() {
   take_lock
   stop_services kafka cassandra redis
@@ -502,8 +585,9 @@ cmd_status() {
     if pid=$(running_pid "$svc"); then
       state=running
       shown=$pid
+      [[ $(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$pid/stat" 2>/dev/null) == T ]] && state=paused
     fi
-    if answers "$svc"; then answering=yes; fi
+    if [[ $state != paused ]] && answers "$svc"; then answering=yes; fi
     [[ $state == running && $answering == yes ]] || ok=1
     printf '%-10s %-8s pid=%-8s %s:%-6s answering=%s\n' \
       "$svc" "$state" "$shown" "$STACK_HOST" "$(port_of "$svc")" "$answering"
@@ -546,6 +630,9 @@ main() {
     logs) cmd_logs "$@" ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
+    kill) cmd_kill "$@" ;;
+    pause) cmd_pause "$@" ;;
+    resume) cmd_resume "$@" ;;
     reset) cmd_reset ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;

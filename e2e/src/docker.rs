@@ -6,6 +6,12 @@
 //! that holds them. Rust never drops statics, so a small watcher process
 //! removes the containers when the test process exits (what Ryuk does for
 //! other testcontainers ports).
+//!
+//! Each container publishes its port on a fixed host port chosen at start
+//! (a free one), not on a random one: Docker picks random ports again when
+//! a container restarts, and the fault tests kill and restart containers
+//! under a service configured with the old ports. Kafka also advertises
+//! that host port, which its start script keeps across a restart.
 
 use std::{process::Command, sync::mpsc, time::Duration};
 
@@ -17,6 +23,8 @@ use testcontainers_modules::{
         GenericImage, ImageExt,
     },
 };
+
+use crate::server::free_port;
 
 /// Versions match the local stack and `docker-compose.yml`.
 const CASSANDRA_IMAGE: (&str, &str) = ("cassandra", "5.0.9");
@@ -82,6 +90,7 @@ type Held = (
 );
 
 async fn start_containers() -> anyhow::Result<(Containers, Held)> {
+    let (cassandra_port, redis_port, kafka_port) = (free_port(), free_port(), free_port());
     let cassandra = GenericImage::new(CASSANDRA_IMAGE.0, CASSANDRA_IMAGE.1)
         .with_exposed_port(9042.tcp())
         .with_wait_for(WaitFor::message_on_stdout("Startup complete"))
@@ -92,14 +101,17 @@ async fn start_containers() -> anyhow::Result<(Containers, Held)> {
             "-Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.initial_token=0",
         )
         .with_startup_timeout(Duration::from_secs(300))
+        .with_mapped_port(cassandra_port, 9042.tcp())
         .start();
     let redis = GenericImage::new(REDIS_IMAGE.0, REDIS_IMAGE.1)
         .with_exposed_port(6379.tcp())
         .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+        .with_mapped_port(redis_port, 6379.tcp())
         .start();
     let kafka = Kafka::default()
         .with_jvm_image()
         .with_tag(KAFKA_TAG)
+        .with_mapped_port(kafka_port, KAFKA_PORT)
         .start();
     let (cassandra, redis, kafka) = tokio::try_join!(cassandra, redis, kafka)?;
 
@@ -133,12 +145,87 @@ fn remove_when_this_process_exits(containers: &Containers) {
         .spawn();
 }
 
-/// Pauses (`stop`) or unpauses (`start`) a container. Pausing keeps the
-/// mapped ports, which a stop and start would change.
+/// How long a restarted container may take to answer.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Pauses or unpauses a container (the cgroup freezer: SIGSTOP for every
+/// process in it).
 pub fn set_paused(id: &str, paused: bool) -> anyhow::Result<()> {
-    let verb = if paused { "pause" } else { "unpause" };
-    let status = Command::new("docker").args([verb, id]).status()?;
-    anyhow::ensure!(status.success(), "docker {verb} {id} failed");
+    docker(&[if paused { "pause" } else { "unpause" }, id])
+}
+
+/// Stops a container cleanly: SIGTERM, then SIGKILL after 30 s.
+pub fn stop_container(id: &str) -> anyhow::Result<()> {
+    docker(&["stop", "--time", "30", id])
+}
+
+/// Crashes a container: SIGKILL to its main process, which ends it.
+/// `docker kill` returns once the container has exited.
+pub fn kill_container(id: &str) -> anyhow::Result<()> {
+    docker(&["kill", "--signal", "KILL", id])
+}
+
+/// Brings a container back (unpauses a paused one, starts an exited one)
+/// and waits until the service in it answers. `service` is the name of
+/// [`Containers::ids`].
+pub fn start_container(id: &str, service: &str) -> anyhow::Result<()> {
+    match container_state(id)?.as_str() {
+        "paused" => docker(&["unpause", id])?,
+        "running" => {}
+        _ => docker(&["start", id])?,
+    }
+    let deadline = std::time::Instant::now() + RESTART_TIMEOUT;
+    while !answers(id, service) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{service} ({id}) did not answer within {RESTART_TIMEOUT:?} of its start"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(())
+}
+
+/// `docker inspect`'s state: `running`, `paused`, `exited`, ...
+fn container_state(id: &str) -> anyhow::Result<String> {
+    let output = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Status}}", id])
+        .output()?;
+    anyhow::ensure!(output.status.success(), "docker inspect {id} failed");
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Whether the service answers a real request, asked from inside its
+/// container (Docker's port proxy accepts connections before the service
+/// listens, so an open host port proves nothing).
+fn answers(id: &str, service: &str) -> bool {
+    let probe: &[&str] = match service {
+        "cassandra" => &["cqlsh", "-e", "SELECT release_version FROM system.local"],
+        "redis" => &["redis-cli", "ping"],
+        // The inter-broker listener: it advertises localhost:9093, which
+        // resolves inside the container (the client one advertises the host
+        // port).
+        "kafka" => &[
+            "/opt/kafka/bin/kafka-broker-api-versions.sh",
+            "--bootstrap-server",
+            "localhost:9093",
+        ],
+        _ => return false,
+    };
+    Command::new("docker")
+        .args(["exec", id])
+        .args(probe)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn docker(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("docker")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "docker {} failed", args.join(" "));
     Ok(())
 }
 

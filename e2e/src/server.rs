@@ -122,6 +122,13 @@ impl TestServer {
         self.backend
     }
 
+    /// The service's own environment (backends, names, extra variables),
+    /// to run the binary's other commands (`migrate`, `dlq replay`)
+    /// against the same deployment.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     /// The log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

@@ -180,6 +180,20 @@ impl ChatSocket {
         data: Value,
         timeout: Duration,
     ) -> Option<Value> {
+        self.emit_with_ack_within(event, data, timeout)
+            .await
+            .unwrap_or_else(|error| panic!("emit failed: {error}"))
+    }
+
+    /// Emits and waits up to `timeout` for the ack: `Ok(None)` when none
+    /// came, `Err` when the client could not even send (its connection is
+    /// gone). For recording clients, which must not panic half-way.
+    pub async fn emit_with_ack_within(
+        &self,
+        event: &str,
+        data: Value,
+        timeout: Duration,
+    ) -> Result<Option<Value>, String> {
         let _one_at_a_time = self.ack_lock.lock().await;
         let (sender, receiver) = tokio::sync::oneshot::channel::<Value>();
         let sender = std::sync::Mutex::new(Some(sender));
@@ -204,8 +218,11 @@ impl ChatSocket {
                 },
             )
             .await
-            .expect("emit failed");
-        tokio::time::timeout(timeout, receiver).await.ok()?.ok()
+            .map_err(|error| error.to_string())?;
+        Ok(tokio::time::timeout(timeout, receiver)
+            .await
+            .ok()
+            .and_then(Result::ok))
     }
 
     /// Waits for an event named `name` whose data satisfies `matches`.
@@ -254,6 +271,15 @@ impl ChatSocket {
             self.backlog.push(event);
         }
         &self.backlog
+    }
+
+    /// The first error the client library itself reported since connect
+    /// (a broken or closed transport), if any.
+    pub fn transport_error(&mut self) -> Option<String> {
+        self.unmatched()
+            .iter()
+            .find(|event| event.name == "client_error")
+            .map(|event| event.data.to_string())
     }
 
     /// Closes the connection.

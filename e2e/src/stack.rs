@@ -159,7 +159,7 @@ impl Stack {
     }
 }
 
-/// A backing service that fault tests stop and start.
+/// A backing service that fault tests stop, kill, pause and start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     /// Apache Cassandra.
@@ -171,7 +171,8 @@ pub enum Service {
 }
 
 impl Service {
-    fn name(self) -> &'static str {
+    /// The name `stack/stack.sh` and the Docker provider know it by.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Cassandra => "cassandra",
             Self::Kafka => "kafka",
@@ -180,30 +181,75 @@ impl Service {
     }
 }
 
+/// The fault verbs of [`Stack`], as `stack/stack.sh` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Start,
+    Stop,
+    Kill,
+    Pause,
+    Resume,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Kill => "kill",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+/// Fault verbs. They block (a restart takes seconds): call them from
+/// `tokio::task::spawn_blocking` where other tasks must keep running.
+///
+/// On the Docker provider the containers publish fixed host ports (see
+/// [`docker`]), so a killed or stopped container comes back on the ports
+/// the service was configured with.
 impl Stack {
-    /// Takes a service away: the local stack stops its process; Docker
-    /// pauses its container (a stop and start would change mapped ports).
+    /// Stops a service cleanly (SIGTERM, then waits for it to exit).
     pub fn stop(&self, service: Service) {
-        self.control(service, false);
+        self.control(service, Verb::Stop);
     }
 
-    /// Brings a service back and returns once it answers.
+    /// Crashes a service: SIGKILL, and returns once the process is gone.
+    /// Nothing is flushed. Bring it back with [`Stack::start`].
+    pub fn kill(&self, service: Service) {
+        self.control(service, Verb::Kill);
+    }
+
+    /// Freezes a service (SIGSTOP; `docker pause`): its connections stay
+    /// open but nothing answers, as in a long GC pause.
+    pub fn pause(&self, service: Service) {
+        self.control(service, Verb::Pause);
+    }
+
+    /// Thaws a paused service (SIGCONT; `docker unpause`).
+    pub fn resume(&self, service: Service) {
+        self.control(service, Verb::Resume);
+    }
+
+    /// Brings a stopped or killed service back and returns once it
+    /// answers. A running service is left alone.
     pub fn start(&self, service: Service) {
-        self.control(service, true);
+        self.control(service, Verb::Start);
     }
 
-    fn control(&self, service: Service, up: bool) {
+    fn control(&self, service: Service, verb: Verb) {
         match &self.provider {
             Provider::Local => {
                 let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../stack/stack.sh");
-                let verb = if up { "start" } else { "stop" };
                 let status = Command::new("bash")
-                    .args([script, verb, service.name()])
+                    .args([script, verb.name(), service.name()])
                     .status()
                     .expect("cannot run stack/stack.sh");
                 assert!(
                     status.success(),
-                    "stack.sh {verb} {} failed",
+                    "stack.sh {} {} failed",
+                    verb.name(),
                     service.name()
                 );
             }
@@ -212,7 +258,16 @@ impl Stack {
                     .iter()
                     .find(|(name, _)| *name == service.name())
                     .expect("no such container");
-                docker::set_paused(id, !up).expect("docker pause/unpause");
+                let done = match verb {
+                    Verb::Start => docker::start_container(id, service.name()),
+                    Verb::Stop => docker::stop_container(id),
+                    Verb::Kill => docker::kill_container(id),
+                    Verb::Pause => docker::set_paused(id, true),
+                    Verb::Resume => docker::set_paused(id, false),
+                };
+                if let Err(error) = done {
+                    panic!("docker {} {}: {error:#}", verb.name(), service.name());
+                }
             }
         }
     }

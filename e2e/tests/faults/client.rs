@@ -1,0 +1,380 @@
+//! The recording clients: lanes of chatters, senders that keep messages
+//! flowing through a fault, and watchers that record every `reply` on
+//! sockets connected before it. They record; they judge nothing (that is
+//! [`crate::checker`]'s job).
+//!
+//! A lane is one author and one peer in their private room: the author
+//! sends from one instance, the peer has a socket joined to the room on
+//! every instance. rust_socketio picks ack ids at random in 0..999 and
+//! hands a colliding ack to both waiters, so one socket keeps one ack in
+//! flight ([`ChatSocket`] enforces it); a sender sends its next message as
+//! soon as the previous one is answered (paced, to stay under the rate
+//! limit), and lanes run side by side.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use e2e::{
+    chat::{join, text_message},
+    Api, ChatSocket, TestUser,
+};
+use serde_json::Value;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::history::{Clock, Delivery, History, Op, Outcome, Watch};
+
+/// How long a sender waits for an ack before it calls the message silent.
+/// Well above the service's publish timeout (5 s by default).
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Time between two messages of one paced sender: 10 a second, half the
+/// default per-user rate limit.
+pub const PACE: Duration = Duration::from_millis(100);
+
+/// Instances of a deployment are named A, B, ... in reports.
+fn instance_name(index: usize) -> char {
+    char::from(b'A' + u8::try_from(index).unwrap_or(25))
+}
+
+/// What a scenario keeps of a lane once its sockets are handed over.
+#[derive(Debug, Clone)]
+pub struct LaneInfo {
+    /// The lane's number.
+    pub index: usize,
+    /// The private room.
+    pub room: String,
+    /// Who watches, from every instance.
+    pub peer: TestUser,
+}
+
+/// A lane ready to run: the author's socket and the peer's joined sockets.
+pub struct Lane {
+    /// Names and ids.
+    pub info: LaneInfo,
+    /// The author's socket, on the instance it sends from.
+    pub sender: ChatSocket,
+    /// The peer's sockets, one per instance, joined to the room.
+    pub watchers: Vec<(usize, ChatSocket)>,
+}
+
+/// Opens one lane per entry of `senders_on`: the author sends from
+/// instance `senders_on[i]`; the peer watches from every instance.
+pub async fn open_lanes(apis: &[Api], senders_on: &[usize]) -> Vec<Lane> {
+    let mut lanes = Vec::new();
+    for (index, &instance) in senders_on.iter().enumerate() {
+        let api = &apis[instance];
+        let author = api.new_user().await;
+        let peer = api.new_user().await;
+        let room = api.room_of(&author, &peer).await;
+        let sender = ChatSocket::connect(api.base(), &author.token).await;
+        let mut watchers = Vec::new();
+        for (at, api) in apis.iter().enumerate() {
+            let socket = ChatSocket::connect(api.base(), &peer.token).await;
+            join(&socket, &room).await;
+            watchers.push((at, socket));
+        }
+        lanes.push(Lane {
+            info: LaneInfo { index, room, peer },
+            sender,
+            watchers,
+        });
+    }
+    lanes
+}
+
+/// Sends a lane's messages and records each one's outcome in the history.
+#[derive(Clone)]
+pub struct Recorder {
+    lane: usize,
+    room: String,
+    clock: Clock,
+    ops: Arc<Mutex<Vec<Op>>>,
+    next_seq: Arc<AtomicUsize>,
+}
+
+impl Recorder {
+    /// Sends one `message` with `client_message_id`, waits for its ack (up
+    /// to [`ACK_TIMEOUT`]), records the outcome and returns it.
+    pub async fn send(
+        &self,
+        socket: &mut ChatSocket,
+        client_message_id: &str,
+        text: &str,
+    ) -> Outcome {
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        let payload = text_message(&self.room, text, Some(client_message_id));
+        let sent_at = self.clock.now();
+        let answer = socket
+            .emit_with_ack_within("message", payload, ACK_TIMEOUT)
+            .await;
+        let outcome = match answer {
+            Err(error) => Outcome::ConnectionLost(error),
+            Ok(None) => match socket.transport_error() {
+                Some(error) => Outcome::ConnectionLost(error),
+                None => Outcome::NoAck,
+            },
+            Ok(Some(ack)) if ack["status"] == "accepted" => {
+                Outcome::Accepted(ack["messageId"].as_str().unwrap_or_default().to_owned())
+            }
+            Ok(Some(ack)) => Outcome::Refused(
+                ack["error"]["name"]
+                    .as_str()
+                    .map_or_else(|| format!("malformed ack {ack}"), str::to_owned),
+            ),
+        };
+        self.ops.lock().unwrap().push(Op {
+            lane: self.lane,
+            seq,
+            client_message_id: client_message_id.to_owned(),
+            sent_at,
+            ended_at: self.clock.now(),
+            outcome: outcome.clone(),
+        });
+        outcome
+    }
+}
+
+struct Watcher {
+    label: String,
+    lane: usize,
+    instance: usize,
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
+    task: JoinHandle<ChatSocket>,
+}
+
+/// Clients at work: paced senders and recording watchers.
+pub struct Traffic {
+    clock: Clock,
+    ops: Arc<Mutex<Vec<Op>>>,
+    stop_senders: watch::Sender<bool>,
+    stop_watchers: watch::Sender<bool>,
+    senders: Vec<JoinHandle<ChatSocket>>,
+    watchers: Vec<Watcher>,
+}
+
+/// What [`Traffic::finish`] hands back.
+pub struct Finished {
+    /// The recorded history (its fault log is the scenario's to fill in).
+    pub history: History,
+    /// The paced senders' sockets, for their other events (`error`, ...).
+    pub senders: Vec<ChatSocket>,
+}
+
+impl Traffic {
+    /// No clients yet; times are taken on `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            ops: Arc::default(),
+            stop_senders: watch::channel(false).0,
+            stop_watchers: watch::channel(false).0,
+            senders: Vec::new(),
+            watchers: Vec::new(),
+        }
+    }
+
+    /// Starts recording what the lane's peer sockets receive, and returns
+    /// the lane's author socket with the recorder its messages go through.
+    pub fn watch(&mut self, lane: Lane) -> (LaneInfo, ChatSocket, Recorder) {
+        for (instance, socket) in lane.watchers {
+            let deliveries = Arc::new(Mutex::new(Vec::new()));
+            let task = tokio::spawn(record_replies(
+                socket,
+                deliveries.clone(),
+                self.clock,
+                self.stop_watchers.subscribe(),
+            ));
+            self.watchers.push(Watcher {
+                label: format!("lane {} peer @{}", lane.info.index, instance_name(instance)),
+                lane: lane.info.index,
+                instance,
+                deliveries,
+                task,
+            });
+        }
+        let recorder = Recorder {
+            lane: lane.info.index,
+            room: lane.info.room.clone(),
+            clock: self.clock,
+            ops: self.ops.clone(),
+            next_seq: Arc::default(),
+        };
+        (lane.info, lane.sender, recorder)
+    }
+
+    /// Watches the lane and sends its messages at [`PACE`] until
+    /// [`Traffic::finish`].
+    pub fn run(&mut self, lane: Lane) -> LaneInfo {
+        let (info, socket, recorder) = self.watch(lane);
+        let stop = self.stop_senders.subscribe();
+        self.senders
+            .push(tokio::spawn(send_paced(socket, recorder, stop)));
+        info
+    }
+
+    /// Waits until every lane in `lanes` has `count` messages accepted that
+    /// were sent at or after `since`; panics after `timeout`.
+    pub async fn wait_accepted(
+        &self,
+        lanes: &[usize],
+        count: usize,
+        since: Duration,
+        timeout: Duration,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let short: Vec<(usize, usize)> = {
+                let ops = self.ops.lock().unwrap();
+                lanes
+                    .iter()
+                    .map(|&lane| {
+                        let accepted = ops
+                            .iter()
+                            .filter(|op| op.lane == lane && op.sent_at >= since)
+                            .filter(|op| matches!(op.outcome, Outcome::Accepted(_)))
+                            .count();
+                        (lane, accepted)
+                    })
+                    .filter(|(_, accepted)| *accepted < count)
+                    .collect()
+            };
+            if short.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "within {timeout:?}, fewer than {count} messages sent after {since:?} were accepted \
+                 (lane, accepted): {short:?}; last outcomes: {:?}",
+                self.ops
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .rev()
+                    .take(6)
+                    .map(|op| (op.lane, op.outcome.clone()))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the senders, waits (up to `settle`) until every watcher that
+    /// must has received every accepted message of its lane, stops the
+    /// watchers and returns the history. Watchers on `dead_instances` are
+    /// not waited for and need not see everything.
+    pub async fn finish(self, settle: Duration, dead_instances: &[usize]) -> Finished {
+        let _ = self.stop_senders.send(true);
+        let mut senders = Vec::new();
+        for task in self.senders {
+            senders.push(task.await.expect("a sender panicked"));
+        }
+        let ops = self.ops.lock().unwrap().clone();
+        let must_see_all = |watcher: &Watcher| !dead_instances.contains(&watcher.instance);
+        let deadline = tokio::time::Instant::now() + settle;
+        while tokio::time::Instant::now() < deadline {
+            let all_in = self
+                .watchers
+                .iter()
+                .filter(|watcher| must_see_all(watcher))
+                .all(|watcher| has_every_accepted(&ops, watcher));
+            if all_in {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = self.stop_watchers.send(true);
+        let mut watches = Vec::new();
+        for watcher in self.watchers {
+            let must = must_see_all(&watcher);
+            let mut socket = watcher.task.await.expect("a watcher panicked");
+            watches.push(Watch {
+                label: watcher.label,
+                lane: watcher.lane,
+                must_see_all: must,
+                deliveries: watcher.deliveries.lock().unwrap().clone(),
+                transport_error: if must { socket.transport_error() } else { None },
+            });
+            socket.disconnect().await;
+        }
+        Finished {
+            history: History {
+                ops,
+                watches,
+                ..History::default()
+            },
+            senders,
+        }
+    }
+}
+
+fn has_every_accepted(ops: &[Op], watcher: &Watcher) -> bool {
+    let deliveries = watcher.deliveries.lock().unwrap();
+    let seen: HashSet<&str> = deliveries
+        .iter()
+        .filter_map(|delivery| delivery.client_message_id.as_deref())
+        .collect();
+    ops.iter()
+        .filter(|op| op.lane == watcher.lane && matches!(op.outcome, Outcome::Accepted(_)))
+        .all(|op| seen.contains(op.client_message_id.as_str()))
+}
+
+/// A sender: one message every [`PACE`] (or as soon as the previous one is
+/// answered, when that takes longer), each with a fresh `clientMessageId`,
+/// until told to stop or its connection is gone.
+async fn send_paced(
+    mut socket: ChatSocket,
+    recorder: Recorder,
+    stop: watch::Receiver<bool>,
+) -> ChatSocket {
+    let mut ticker = tokio::time::interval(PACE);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    for seq in 0.. {
+        ticker.tick().await;
+        if *stop.borrow() {
+            break;
+        }
+        let client_message_id = format!("l{}-{seq}-{}", recorder.lane, &run[..8]);
+        let text = format!("lane {} message {seq}", recorder.lane);
+        let outcome = recorder.send(&mut socket, &client_message_id, &text).await;
+        if matches!(outcome, Outcome::ConnectionLost(_)) {
+            break;
+        }
+    }
+    socket
+}
+
+/// A watcher: records every `reply` the socket receives, in arrival order,
+/// until told to stop; then takes what has already arrived.
+async fn record_replies(
+    mut socket: ChatSocket,
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
+    clock: Clock,
+    stop: watch::Receiver<bool>,
+) -> ChatSocket {
+    let any = |_: &Value| true;
+    while !*stop.borrow() {
+        if let Some(reply) = socket
+            .try_expect_event("reply", &any, Duration::from_millis(250))
+            .await
+        {
+            deliveries
+                .lock()
+                .unwrap()
+                .push(Delivery::from_message(&reply, clock.now()));
+        }
+    }
+    while let Some(reply) = socket.try_expect_event("reply", &any, Duration::ZERO).await {
+        deliveries
+            .lock()
+            .unwrap()
+            .push(Delivery::from_message(&reply, clock.now()));
+    }
+    socket
+}
