@@ -4,7 +4,9 @@
 //!   pair's private room, open the socket, join.
 //! - `converse` (the one iteration): wait for the common start, send on
 //!   schedule for the run's duration, keep listening through the grace
-//!   period, hand every timing to goose, close the socket.
+//!   period, hand every timing to goose, close the socket. In chaos mode a
+//!   lost socket is replaced (on either instance) and what was missed is
+//!   read through history, as a real client would.
 
 use std::{
     sync::{Arc, Mutex},
@@ -19,6 +21,10 @@ use tokio::{
 };
 
 use crate::{
+    chaos::{
+        recovery::{self, CatchUp},
+        Identity,
+    },
     conversation::{Conversation, Timing},
     coord::{partner_of, SlotState},
     http,
@@ -47,9 +53,14 @@ pub fn scenario() -> Scenario {
 struct Chatter {
     index: usize,
     user_id: String,
+    token: String,
     room_id: String,
     socket: ChatSocket,
+    /// Where its socket is: an index into `LOAD_HOSTS`.
+    instance: usize,
     events: mpsc::UnboundedReceiver<Received>,
+    /// The sending end of `events`, for the next socket and catch-ups.
+    sender: mpsc::UnboundedSender<Received>,
 }
 
 /// Goose session data must be `Clone`; the chatter is taken out once.
@@ -123,10 +134,17 @@ async fn establish(
         .map_err(at(SetupStage::Room))?;
 
     let (sender, events) = mpsc::unbounded_channel();
-    let socket = ChatSocket::connect(&settings.host, &token, sender, CONNECT_TIMEOUT)
-        .await
-        .map_err(|error| error.to_string())
-        .map_err(at(SetupStage::Connect))?;
+    let instance = index % settings.hosts.len();
+    let socket = ChatSocket::connect(
+        &settings.hosts[instance],
+        &token,
+        sender.clone(),
+        0,
+        CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|error| error.to_string())
+    .map_err(at(SetupStage::Connect))?;
     run.counters.socket_opened();
     // Nothing else is in flight on this socket yet: one ack at a time holds.
     let joined = socket
@@ -147,12 +165,21 @@ async fn establish(
             });
         }
     }
+    if let Some(chaos) = run.chaos.as_ref() {
+        let _ = chaos.identities[index].set(Identity {
+            token: token.clone(),
+            room_id: room_id.clone(),
+        });
+    }
     Ok(Chatter {
         index,
         user_id,
+        token,
         room_id,
         socket,
+        instance,
         events,
+        sender,
     })
 }
 
@@ -183,8 +210,6 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
     let mut schedule = interval_at(start + offset, period);
     // Open loop: a late tick fires at once and keeps its scheduled time.
     schedule.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let send_end = start + settings.duration;
-    let grace_end = send_end + settings.grace;
     let mut done_check = tokio::time::interval(DONE_CHECK);
 
     let mut conversation = Conversation::new(
@@ -194,9 +219,13 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
         chatter.user_id.clone(),
         chatter.room_id.clone(),
         start,
+        chatter.instance,
     );
     let mut timings = Vec::new();
     loop {
+        // The nemesis may end sending early (chaos mode): read it each time.
+        let send_end = run.send_end(start);
+        let grace_end = send_end + settings.grace;
         let sending = Instant::now() < send_end;
         let ack_deadline = conversation.ack_deadline();
         tokio::select! {
@@ -215,6 +244,11 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
             _ = done_check.tick() => {}
             () = tokio::time::sleep_until(grace_end) => break,
         }
+        if conversation.needs_reconnect()
+            && !replace_socket(&run, &mut chatter, &mut conversation, grace_end).await
+        {
+            break;
+        }
         conversation.pump(&chatter.socket, &mut timings).await;
         record(user, &mut timings).await;
         if Instant::now() >= send_end && conversation.idle() {
@@ -227,6 +261,54 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
     conversation.close();
     chatter.socket.disconnect().await;
     Ok(())
+}
+
+/// Opens a new socket after the old one was lost, joins the room and starts
+/// reading what was missed; false when no instance took the chatter back
+/// before `deadline`.
+async fn replace_socket(
+    run: &Arc<RunState>,
+    chatter: &mut Chatter,
+    conversation: &mut Conversation,
+    deadline: Instant,
+) -> bool {
+    // Often dead already; do not let a half-closed one hold things up.
+    let _ = tokio::time::timeout(Duration::from_secs(2), chatter.socket.disconnect()).await;
+    let Some(chaos) = run.chaos.as_ref() else {
+        return false;
+    };
+    let connection = conversation.connection() + 1;
+    let reconnected = recovery::reconnect(
+        run,
+        &chatter.token,
+        &chatter.room_id,
+        conversation.instance(),
+        &chatter.sender,
+        connection,
+        deadline,
+    )
+    .await;
+    let Some(reconnected) = reconnected else {
+        Counters::bump(&chaos.reconnect_failures);
+        return false;
+    };
+    Counters::bump(&chaos.reconnects);
+    chatter.socket = reconnected.socket;
+    chatter.instance = reconnected.instance;
+    conversation.reconnected(connection, reconnected.instance);
+    recovery::spawn_catch_up(
+        run.clone(),
+        CatchUp {
+            instance: reconnected.instance,
+            token: chatter.token.clone(),
+            room_id: chatter.room_id.clone(),
+            after: conversation.last_seen(),
+            connection,
+            deadline,
+        },
+        chatter.sender.clone(),
+    );
+    true
 }
 
 /// Where in its period chatter `index` sends, as a fraction in [0, 1): the

@@ -19,12 +19,20 @@ pub const DEFAULT_USERS: usize = 1_000;
 pub const DEFAULT_INCREASE_RATE: f64 = 100.0;
 /// Messages per second per chatter when `LOAD_RATE` is not set.
 pub const DEFAULT_RATE_PER_CHATTER: f64 = 0.5;
+/// What the nemesis kills when `LOAD_CHAOS_FAULTS` is not set.
+pub const DEFAULT_CHAOS_FAULTS: &str = "redis,cassandra,kafka,instance-2";
+/// The command the nemesis runs when `LOAD_CHAOS_CTL` is not set.
+pub const DEFAULT_CHAOS_CTL: &str = "bash loadtest/chaos.sh ctl";
 
 /// Everything a run needs besides goose's own configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Base URL of the service (`--host`).
+    /// Base URL of the service (`--host`): registrations and room lookups.
     pub host: String,
+    /// Where sockets go (`LOAD_HOSTS`, default the host): chatter `i` opens
+    /// its socket on `hosts[i % len]`, so partners sit on different
+    /// instances when there are two.
+    pub hosts: Vec<String>,
     /// Number of chatters (`--users`); even, as chatters come in pairs.
     pub users: usize,
     /// Users started per second (`--increase-rate`, or derived from `--increase-time`).
@@ -55,6 +63,57 @@ pub struct Settings {
     pub server_metric: String,
     /// A tag unique to this run, in every username.
     pub run_tag: String,
+    /// The chaos mode (`LOAD_CHAOS=1`): faults during the load, clients
+    /// that reconnect and catch up, and a per-fault verdict.
+    pub chaos: Option<ChaosSettings>,
+}
+
+/// The chaos mode's settings; see [`crate::chaos`].
+#[derive(Debug, Clone)]
+pub struct ChaosSettings {
+    /// What the nemesis kills, in order (`LOAD_CHAOS_FAULTS`).
+    pub faults: Vec<String>,
+    /// The command that kills and restarts a target (`LOAD_CHAOS_CTL`),
+    /// run as `<ctl> kill <target>` and `<ctl> start <target>`.
+    pub ctl: Vec<String>,
+    /// Calm after sending starts, before the first fault (`LOAD_CHAOS_WARMUP`).
+    pub warmup: Duration,
+    /// How long a killed target stays down (`LOAD_CHAOS_DOWN`).
+    pub down: Duration,
+    /// Calm after a target is back, still counted to its fault (`LOAD_CHAOS_SETTLE`).
+    pub settle: Duration,
+    /// Calm after the last fault before sending stops (`LOAD_CHAOS_TAIL`).
+    pub tail: Duration,
+    /// Longest a `kill` or `start` may take (`LOAD_CHAOS_COMMAND_TIMEOUT`).
+    pub command_timeout: Duration,
+}
+
+impl ChaosSettings {
+    /// `None` unless `LOAD_CHAOS` is `1`.
+    fn from_env() -> anyhow::Result<Option<Self>> {
+        match env_value("LOAD_CHAOS")?.as_deref() {
+            None | Some("0") => return Ok(None),
+            Some("1") => {}
+            Some(other) => bail!("LOAD_CHAOS={other:?}: expected 1 or 0"),
+        }
+        let faults = words(
+            &env_value("LOAD_CHAOS_FAULTS")?.unwrap_or_else(|| DEFAULT_CHAOS_FAULTS.to_owned()),
+        );
+        let ctl =
+            words(&env_value("LOAD_CHAOS_CTL")?.unwrap_or_else(|| DEFAULT_CHAOS_CTL.to_owned()));
+        if ctl.is_empty() {
+            bail!("LOAD_CHAOS_CTL is empty");
+        }
+        Ok(Some(Self {
+            faults,
+            ctl,
+            warmup: env_duration("LOAD_CHAOS_WARMUP", Duration::from_secs(20))?,
+            down: env_duration("LOAD_CHAOS_DOWN", Duration::from_secs(8))?,
+            settle: env_duration("LOAD_CHAOS_SETTLE", Duration::from_secs(20))?,
+            tail: env_duration("LOAD_CHAOS_TAIL", Duration::from_secs(20))?,
+            command_timeout: env_duration("LOAD_CHAOS_COMMAND_TIMEOUT", Duration::from_secs(300))?,
+        }))
+    }
 }
 
 impl Settings {
@@ -102,6 +161,22 @@ impl Settings {
             None => users as f64 * DEFAULT_RATE_PER_CHATTER,
         };
         let run_tag = run_tag();
+        let chaos = ChaosSettings::from_env()?;
+        // In chaos mode the nemesis ends the sending; LOAD_DURATION is a cap.
+        let (duration, grace) = match chaos {
+            Some(_) => (Duration::from_secs(30 * 60), Duration::from_secs(30)),
+            None => (Duration::from_secs(90), Duration::from_secs(10)),
+        };
+        let hosts = match env_value("LOAD_HOSTS")? {
+            Some(list) => words(&list)
+                .into_iter()
+                .map(|host| host.trim_end_matches('/').to_owned())
+                .collect(),
+            None => vec![host.clone()],
+        };
+        if hosts.is_empty() {
+            bail!("LOAD_HOSTS names no host");
+        }
         let report_dir = match env_value("LOAD_REPORT_DIR")? {
             Some(dir) => PathBuf::from(dir),
             None => PathBuf::from("reports/load")
@@ -121,11 +196,12 @@ impl Settings {
             metrics_url: env_value("LOAD_METRICS_URL")?
                 .unwrap_or_else(|| format!("{host}/metrics")),
             host,
+            hosts,
             users,
             increase_rate,
             rate,
-            duration: env_duration("LOAD_DURATION", Duration::from_secs(90))?,
-            grace: env_duration("LOAD_GRACE", Duration::from_secs(10))?,
+            duration: env_duration("LOAD_DURATION", duration)?,
+            grace: env_duration("LOAD_GRACE", grace)?,
             setup_timeout: env_duration("LOAD_SETUP_TIMEOUT", Duration::from_secs(60))?,
             ack_timeout: env_duration("LOAD_ACK_TIMEOUT", Duration::from_secs(10))?,
             message_bytes: env_number("LOAD_MESSAGE_BYTES", 100)?,
@@ -140,6 +216,7 @@ impl Settings {
             server_metric: env_value("LOAD_SERVER_METRIC")?
                 .unwrap_or_else(|| "fanout_latency_seconds".to_owned()),
             run_tag,
+            chaos,
         })
     }
 
@@ -219,6 +296,14 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     Ok(total)
 }
 
+/// Splits a list on commas and white space.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|word| !word.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Parses `name=pid,name=pid`.
 fn parse_watch_pids(text: &str) -> anyhow::Result<Vec<(String, u32)>> {
     text.split(',')
@@ -270,6 +355,15 @@ mod tests {
         );
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_spaces() {
+        assert_eq!(
+            words("redis, cassandra kafka,,instance-2"),
+            vec!["redis", "cassandra", "kafka", "instance-2"]
+        );
+        assert!(words(" , ").is_empty());
     }
 
     #[test]

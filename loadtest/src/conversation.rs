@@ -4,6 +4,12 @@
 //! It knows nothing of goose: what goose should record comes back as
 //! [`Timing`]s, which the transaction hands to
 //! `GooseUser::record_custom_request_duration`.
+//!
+//! In chaos mode it is also the recording client: every send and how it
+//! ended, and every arrival of the partner's messages, go into the
+//! [`crate::chaos::history`]; a lost socket ends the ack in flight as
+//! unknown and waits for the chatter to reconnect, and messages read
+//! through history after a reconnect count as delivered that way.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -14,7 +20,10 @@ use std::{
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+mod recording;
+
 use crate::{
+    chaos::history::{Path, UnknownCause},
     clock,
     latency::{lock, Kind},
     ledger::Delivery,
@@ -52,8 +61,8 @@ pub struct Conversation {
     /// When sending started (process clock, µs), for the per-second series.
     start_us: u64,
     next_seq: u64,
-    /// Scheduled send times of messages not emitted yet.
-    backlog: VecDeque<u64>,
+    /// Messages due and not emitted yet: sequence number, scheduled time.
+    backlog: VecDeque<(u64, u64)>,
     in_flight: Option<InFlight>,
     /// Accepted message id → scheduled send time, until `sent` arrives.
     awaiting_notice: HashMap<String, u64>,
@@ -61,11 +70,20 @@ pub struct Conversation {
     early_notices: HashMap<String, u64>,
     socket_open: bool,
     finished: bool,
+    /// Chaos mode: survive a lost socket and record the history.
+    resilient: bool,
+    /// The chatter's current connection (see [`Received::connection`]).
+    connection: u32,
+    /// The instance (index into `LOAD_HOSTS`) the socket is on.
+    instance: usize,
+    /// The highest id of the partner's messages received, where a catch-up
+    /// starts.
+    last_seen: Option<u64>,
 }
 
 impl Conversation {
     /// The conversation of chatter `index` (user `user_id`) in `room_id`,
-    /// sending from `start`.
+    /// sending from `start` on a socket to `instance`.
     pub fn new(
         run: Arc<RunState>,
         index: usize,
@@ -73,7 +91,9 @@ impl Conversation {
         user_id: String,
         room_id: String,
         start: Instant,
+        instance: usize,
     ) -> Self {
+        let resilient = run.chaos.is_some();
         Self {
             run,
             index,
@@ -88,6 +108,10 @@ impl Conversation {
             early_notices: HashMap::new(),
             socket_open: true,
             finished: false,
+            resilient,
+            connection: 0,
+            instance,
+            last_seen: None,
         }
     }
 
@@ -96,7 +120,10 @@ impl Conversation {
         if self.in_flight.is_some() {
             Counters::bump(&self.run.counters.queued_behind_ack);
         }
-        self.backlog.push_back(clock::micros(scheduled.into_std()));
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.backlog
+            .push_back((seq, clock::micros(scheduled.into_std())));
     }
 
     /// When the ack in flight times out, if one is in flight.
@@ -109,12 +136,10 @@ impl Conversation {
         if self.in_flight.is_some() || !self.socket_open {
             return;
         }
-        let Some(scheduled_us) = self.backlog.pop_front() else {
+        let Some((seq, scheduled_us)) = self.backlog.pop_front() else {
             return;
         };
         let settings = &self.run.settings;
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let data = json!({
             "type": "private",
             "roomId": self.room_id,
@@ -122,10 +147,13 @@ impl Conversation {
                 "type": "text",
                 "message": payload::encode(seq, scheduled_us, settings.message_bytes),
             },
-            "clientMessageId": format!("{}-{}-{seq}", settings.run_tag, self.index),
+            "clientMessageId": payload::client_message_id(&settings.run_tag, self.index, seq),
         });
         // Counted as sent before it leaves: the partner may see it first.
         lock(&self.run.ledgers[self.index]).sent(seq);
+        if let Some(mut history) = self.history(self.index) {
+            history.emitted(seq, scheduled_us, clock::now_micros(), self.instance);
+        }
         match socket
             .emit_tracked("message", data, settings.ack_timeout, seq)
             .await
@@ -142,6 +170,15 @@ impl Conversation {
                 Counters::bump(&self.run.counters.emit_failures);
                 self.run.counters.error("emit_failed");
                 timings.push(failure(Kind::Ack, scheduled_us, &format!("emit: {error}")));
+                if self.resilient {
+                    // It did not leave: send it again, same clientMessageId,
+                    // once a new socket is open.
+                    if let Some(mut history) = self.history(self.index) {
+                        history.not_sent(seq);
+                    }
+                    self.backlog.push_front((seq, scheduled_us));
+                    self.connection_lost();
+                }
             }
         }
     }
@@ -151,6 +188,9 @@ impl Conversation {
         if let Some(flight) = self.in_flight.take() {
             Counters::bump(&self.run.counters.ack_timeouts);
             timings.push(failure(Kind::Ack, flight.scheduled_us, "ack_timeout"));
+            if let Some(mut history) = self.history(self.index) {
+                history.unknown(flight.seq, UnknownCause::AckTimeout);
+            }
         }
     }
 
@@ -164,15 +204,31 @@ impl Conversation {
             Inbound::ServerError(error) => {
                 let name = error["name"].as_str().unwrap_or("unnamed");
                 self.run.counters.error(&format!("event:{name}"));
+                self.on_server_error(&error);
+            }
+            // A replaced socket's last words.
+            Inbound::Closed | Inbound::ClientError(_) if received.connection != self.connection => {
             }
             Inbound::Closed => {
-                if self.socket_open {
+                if self.resilient {
+                    self.connection_lost();
+                } else if self.socket_open {
                     self.socket_open = false;
                     Counters::bump(&self.run.counters.disconnects);
                     self.run.counters.socket_closed();
                 }
             }
-            Inbound::ClientError(_) => self.run.counters.error("client_error"),
+            Inbound::ClientError(text) => {
+                self.run.counters.error("client_error");
+                if self.resilient {
+                    // rust_socketio reports a broken transport here, and may
+                    // say nothing more: take the socket for dead.
+                    let text: String = text.chars().take(60).collect();
+                    self.run.counters.error(&format!("client_error:{text}"));
+                    self.connection_lost();
+                }
+            }
+            Inbound::History(messages) => self.on_history(&messages, at_us),
         }
     }
 
@@ -191,6 +247,11 @@ impl Conversation {
         if data["status"] == "accepted" {
             ledger.accepted(tag);
             drop(ledger);
+            if let (Some(mut history), Some(id)) =
+                (self.history(self.index), message_id(&data["messageId"]))
+            {
+                history.accepted(tag, &id);
+            }
             let Some(flight) = flight else { return };
             self.succeeded(Kind::Ack, flight.scheduled_us, at_us, timings);
             if let Some(id) = message_id(&data["messageId"]) {
@@ -211,6 +272,9 @@ impl Conversation {
                 .or_else(|| data["error"]["code"].as_str())
                 .unwrap_or("unknown");
             self.run.counters.error(&format!("ack:{code}"));
+            if let Some(mut history) = self.history(self.index) {
+                history.refused(tag, code);
+            }
             if let Some(flight) = flight {
                 timings.push(failure(Kind::Ack, flight.scheduled_us, code));
             }
@@ -228,6 +292,12 @@ impl Conversation {
         if message["authorId"].as_str() == Some(self.user_id.as_str()) {
             Counters::bump(&self.run.counters.echoes);
             return;
+        }
+        if let Some(id) = message_id(&message["id"]) {
+            let seq = self.seq_of(message).unwrap_or(seq);
+            if !self.received(seq, &id, at_us, Path::Live) {
+                return;
+            }
         }
         let delivery = lock(&self.run.ledgers[self.partner]).delivered(seq);
         match delivery {
@@ -294,7 +364,10 @@ impl Conversation {
     /// Finished, and nothing more is expected: the partner's stream is all
     /// delivered and every `sent` notification came.
     pub fn done(&self) -> bool {
-        self.finished
+        // In chaos mode an unanswered message may still arrive: listen on
+        // to the end of the grace period.
+        !self.resilient
+            && self.finished
             && self.awaiting_notice.is_empty()
             && lock(&self.run.ledgers[self.partner]).settled()
     }
@@ -302,6 +375,11 @@ impl Conversation {
     /// Accounts for what never happened, when the chatter stops.
     pub fn close(&mut self) {
         self.finish();
+        if let Some(flight) = self.in_flight.take() {
+            if let Some(mut history) = self.history(self.index) {
+                history.unknown(flight.seq, UnknownCause::AckTimeout);
+            }
+        }
         let counters = &self.run.counters;
         let missing = self.awaiting_notice.len() as u64;
         counters

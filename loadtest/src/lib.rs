@@ -18,7 +18,10 @@
 //! - [`prometheus`]: the service's `/metrics` and percentiles from bucket
 //!   deltas; [`procstat`] and [`sampler`]: CPU and memory from `/proc`.
 //! - [`report`]: `summary.json`, `latency.svg` and the terminal table.
+//! - [`chaos`]: the chaos mode: a nemesis killing backends and instances,
+//!   the history of every send, and the per-fault checker.
 
+pub mod chaos;
 pub mod chatter;
 pub mod clock;
 pub mod config;

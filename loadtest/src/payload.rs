@@ -30,9 +30,31 @@ pub fn decode(text: &str) -> Option<(u64, u64)> {
     Some((seq, scheduled_us))
 }
 
+/// The `clientMessageId` of message `seq` of chatter `index` in run `tag`:
+/// unique per run, and it names its author and sequence number.
+pub fn client_message_id(tag: &str, index: usize, seq: u64) -> String {
+    format!("{tag}-{index}-{seq}")
+}
+
+/// The chatter and sequence number of a [`client_message_id`] of run `tag`.
+pub fn parse_client_message_id(tag: &str, id: &str) -> Option<(usize, u64)> {
+    let mut fields = id.rsplitn(3, '-');
+    let seq = fields.next()?.parse().ok()?;
+    let index = fields.next()?.parse().ok()?;
+    (fields.next()? == tag).then_some((index, seq))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_message_id_names_its_author_and_sequence_number() {
+        let id = client_message_id("k3x9", 17, 42);
+        assert_eq!(parse_client_message_id("k3x9", &id), Some((17, 42)));
+        assert_eq!(parse_client_message_id("other", &id), None);
+        assert_eq!(parse_client_message_id("k3x9", "k3x9-17"), None);
+    }
 
     #[test]
     fn a_message_round_trips_at_the_requested_size() {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use goose::{config::GooseConfiguration, GooseAttack};
 
 use crate::{
+    chaos::{self, nemesis},
     chatter, clock,
     config::Settings,
     prometheus::Scrape,
@@ -49,10 +50,12 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let report_dir = settings.report_dir.clone();
     let server_metric = settings.server_metric.clone();
     let metrics_url = settings.metrics_url.clone();
-    let run = state::install(RunState::new(settings));
+    let chaos_mode = settings.chaos.is_some();
+    let run = state::install(RunState::new(settings)?);
 
     let (stop_sampler, stopped) = tokio::sync::oneshot::channel();
     let sampler = tokio::spawn(sampler::run(run.clone(), stopped));
+    let nemesis = chaos_mode.then(|| tokio::spawn(nemesis::run(run.clone())));
     let attack = GooseAttack::initialize_with_config(goose_config)
         .context("goose configuration")?
         .register_scenario(chatter::scenario())
@@ -60,6 +63,16 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         .await;
     let _ = stop_sampler.send(());
     let samples = sampler.await.context("sampler task")?;
+    if let Some(nemesis) = nemesis {
+        if run.gate.decided().is_none() {
+            // Sending never started, so nothing was killed.
+            nemesis.abort();
+        } else {
+            // It ended the sending, so it is done, or finishing a fault:
+            // it must not leave a target down.
+            nemesis.await.context("nemesis task")?;
+        }
+    }
     attack.context("goose attack")?;
 
     let after = scrape(&http, &metrics_url).await;
@@ -67,6 +80,17 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let summary = Summary::build(&run, started_at, &samples, server);
     print!("{}", table::render(&summary));
     report::write(&report_dir, &summary, &samples)?;
+    if chaos_mode {
+        let verdict = chaos::finish(&run).await?;
+        println!("reports: {}", report_dir.display());
+        return Ok(if verdict.total.lost > 0 || verdict.total.silent > 0 {
+            ExitCode::from(EXIT_LOST)
+        } else if !verdict.ok {
+            ExitCode::from(EXIT_PROBLEMS)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     println!("reports: {}", report_dir.display());
 
     Ok(if summary.verdict.lost > 0 {

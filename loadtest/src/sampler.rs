@@ -97,7 +97,7 @@ pub async fn run(run: Arc<RunState>, mut stop: oneshot::Receiver<()>) -> Samples
     loop {
         let start_at = start.unwrap_or(far);
         let end_at = start.map_or(far, |start| {
-            (start + run.settings.duration)
+            run.send_end(start)
                 .checked_sub(END_MARGIN)
                 .unwrap_or(start)
                 .max(start)

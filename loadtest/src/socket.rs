@@ -45,13 +45,20 @@ pub enum Inbound {
     Closed,
     /// The client library reported an error (transport failure and such).
     ClientError(String),
+    /// Messages of the room read over HTTP after a reconnect, oldest first
+    /// (see [`crate::chaos::recovery`]).
+    History(Vec<Value>),
 }
 
-/// An [`Inbound`] event and when it arrived (process clock, µs).
+/// An [`Inbound`] event, when it arrived (process clock, µs) and on which
+/// of the chatter's connections.
 #[derive(Debug, Clone)]
 pub struct Received {
     /// Arrival time, see [`crate::clock`].
     pub at_us: u64,
+    /// The connection it came from: 0 for the first, counting up with each
+    /// reconnect, so a late `Closed` of a replaced socket is recognised.
+    pub connection: u32,
     /// The event.
     pub event: Inbound,
 }
@@ -79,16 +86,18 @@ type ConnectOutcome = Arc<Mutex<Option<oneshot::Sender<Result<(), String>>>>>;
 pub struct ChatSocket {
     client: Client,
     events: mpsc::UnboundedSender<Received>,
+    connection: u32,
 }
 
 impl ChatSocket {
     /// Opens a WebSocket to `base` with `Authorization: <token>`, joins the
     /// `/chats` namespace and waits up to `timeout` for the server to accept
-    /// it. Events from then on go to `events`.
+    /// it. Events from then on go to `events`, marked with `connection`.
     pub async fn connect(
         base: &str,
         token: &str,
         events: mpsc::UnboundedSender<Received>,
+        connection: u32,
         timeout: Duration,
     ) -> Result<Self, SocketError> {
         let (outcome_sender, outcome) = oneshot::channel();
@@ -111,7 +120,9 @@ impl ChatSocket {
                 let data = first_argument(payload);
                 match data {
                     // The server's `error` event carries an object.
-                    Value::Object(_) => send(&events, at_us, Inbound::ServerError(data)),
+                    Value::Object(_) => {
+                        send(&events, at_us, connection, Inbound::ServerError(data))
+                    }
                     other => {
                         let text = match other {
                             Value::String(text) => text,
@@ -121,7 +132,7 @@ impl ChatSocket {
                             Some(sender) => {
                                 let _ = sender.send(Err(text));
                             }
-                            None => send(&events, at_us, Inbound::ClientError(text)),
+                            None => send(&events, at_us, connection, Inbound::ClientError(text)),
                         }
                     }
                 }
@@ -131,7 +142,7 @@ impl ChatSocket {
         let on_close = {
             let events = events.clone();
             move |_: Payload, _: Client| {
-                send(&events, clock::now_micros(), Inbound::Closed);
+                send(&events, clock::now_micros(), connection, Inbound::Closed);
                 async {}.boxed()
             }
         };
@@ -146,7 +157,7 @@ impl ChatSocket {
                     _ => None,
                 };
                 if let Some(inbound) = inbound {
-                    send(&events, at_us, inbound);
+                    send(&events, at_us, connection, inbound);
                 }
                 async {}.boxed()
             }
@@ -178,7 +189,11 @@ impl ChatSocket {
             let _ = client.disconnect().await;
             return Err(error);
         }
-        Ok(Self { client, events })
+        Ok(Self {
+            client,
+            events,
+            connection,
+        })
     }
 
     /// Emits and waits up to `timeout` for the ack's first argument. The
@@ -223,10 +238,11 @@ impl ChatSocket {
         tag: u64,
     ) -> Result<(), SocketError> {
         let events = self.events.clone();
+        let connection = self.connection;
         self.emit_with_ack(event, data, timeout, move |payload| {
             let at_us = clock::now_micros();
             let data = first_argument(payload);
-            send(&events, at_us, Inbound::Ack { tag, data });
+            send(&events, at_us, connection, Inbound::Ack { tag, data });
         })
         .await
     }
@@ -260,9 +276,14 @@ impl ChatSocket {
     }
 }
 
-fn send(events: &mpsc::UnboundedSender<Received>, at_us: u64, event: Inbound) {
+/// Hands an event to the chatter.
+pub fn send(events: &mpsc::UnboundedSender<Received>, at_us: u64, connection: u32, event: Inbound) {
     // A chatter that has finished drops its receiver; late events are moot.
-    let _ = events.send(Received { at_us, event });
+    let _ = events.send(Received {
+        at_us,
+        connection,
+        event,
+    });
 }
 
 /// The first argument of an event or ack (acks arrive as an array of

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::{
+    chaos::ChaosRun,
     config::Settings,
     coord::{Registry, StartGate},
     latency::{lock, Latencies},
@@ -54,13 +55,22 @@ pub struct RunState {
     pub latencies: Latencies,
     /// Everything else that is counted.
     pub counters: Counters,
+    /// The chaos mode's history and faults; `None` outside it.
+    pub chaos: Option<ChaosRun>,
+    /// When sending ends, if decided before `LOAD_DURATION` (the nemesis
+    /// decides it in chaos mode).
+    sending_ends: Mutex<Option<Instant>>,
 }
 
 impl RunState {
     /// Fresh state for `settings`.
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let users = settings.users;
-        Self {
+        let chaos = match settings.chaos {
+            Some(_) => Some(ChaosRun::new(users)?),
+            None => None,
+        };
+        Ok(Self {
             began: Instant::now(),
             registry: Registry::new(users),
             gate: StartGate::new(users, START_LEAD),
@@ -69,7 +79,29 @@ impl RunState {
                 .collect(),
             latencies: Latencies::new(),
             counters: Counters::default(),
+            chaos,
+            sending_ends: Mutex::new(None),
             settings,
+        })
+    }
+
+    /// When sending ends for a run that started sending at `start`.
+    pub fn send_end(&self, start: Instant) -> Instant {
+        let planned = start + self.settings.duration;
+        lock(&self.sending_ends).map_or(planned, |end| end.min(planned))
+    }
+
+    /// Ends sending at `end` (if before `LOAD_DURATION`).
+    pub fn end_sending_at(&self, end: Instant) {
+        *lock(&self.sending_ends) = Some(end);
+    }
+
+    /// How long the chatters send (or sent): `LOAD_DURATION`, or less when
+    /// the end was decided during the run.
+    pub fn sending_window(&self) -> Duration {
+        match self.gate.decided() {
+            Some(start) => self.send_end(start).saturating_duration_since(start),
+            None => self.settings.duration,
         }
     }
 

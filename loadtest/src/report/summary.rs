@@ -169,10 +169,11 @@ impl Summary {
         let settings = &run.settings;
         let messages = run.tally();
         let counters = run.counters.snapshot();
-        let window_s = settings.duration.as_secs_f64();
+        let window = run.sending_window();
+        let window_s = window.as_secs_f64();
         let series = run.latencies.series();
         let per_s = |count: u64| count as f64 / window_s.max(1e-9);
-        let full_seconds = settings.duration.as_secs() as usize;
+        let full_seconds = window.as_secs() as usize;
         let delivered_per_s_min = (full_seconds > 2)
             .then(|| {
                 (1..full_seconds - 1)

@@ -1,0 +1,253 @@
+//! The nemesis: the fault schedule, run while the chatters talk.
+//!
+//! After a calm warm-up it takes each target in turn: `<ctl> kill
+//! <target>` (SIGKILL), a few seconds down, `<ctl> start <target>` (which
+//! returns once the target answers), then a settling time still counted to
+//! the fault. Each fault's window is recorded on the run's clock; what the
+//! chatters did meanwhile is the history's business, and what it means is
+//! the checker's. After the last fault the chatters send for a calm tail,
+//! then stop.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Write,
+    path::Path,
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
+
+use serde::Serialize;
+use tokio::time::{sleep, sleep_until, Instant};
+
+use crate::{clock, config::ChaosSettings, latency::lock, state::RunState};
+
+/// How often `/ready` is asked while a fault settles.
+const READY_POLL: Duration = Duration::from_millis(500);
+
+/// One fault, on the process clock (µs, see [`crate::clock`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultWindow {
+    /// What was killed: `redis`, `cassandra`, `kafka`, `instance-2`, ...
+    pub target: String,
+    /// When the kill was issued: the window opens.
+    pub started_us: u64,
+    /// When the kill command returned (the process is gone).
+    pub killed_us: Option<u64>,
+    /// When the restart was issued.
+    pub restarting_us: Option<u64>,
+    /// When the restarted target answered.
+    pub up_us: Option<u64>,
+    /// When every instance answered `/ready` again, if within the settling time.
+    pub ready_us: Option<u64>,
+    /// When the window closes: up (or the failed start) plus the settling time.
+    pub ended_us: u64,
+    /// What went wrong with the fault itself (a command that failed).
+    pub failure: Option<String>,
+}
+
+impl FaultWindow {
+    /// Whether a message emitted at `at_us` belongs to this fault.
+    pub fn contains(&self, at_us: u64) -> bool {
+        (self.started_us..self.ended_us).contains(&at_us)
+    }
+}
+
+/// Runs the schedule once sending has started, recording each fault in
+/// `windows` as it ends, and ends the sending after the tail.
+pub async fn run(run: Arc<RunState>) {
+    let (Some(settings), Some(chaos)) = (run.settings.chaos.clone(), run.chaos.as_ref()) else {
+        return;
+    };
+    let start = run.gate.decided_start().await;
+    let start_us = clock::micros(start.into_std());
+    let cap = start + run.settings.duration;
+    let log_path = run.settings.report_dir.join("nemesis.log");
+    let say = |text: String| {
+        let at = clock::now_micros().saturating_sub(start_us) as f64 / 1e6;
+        println!("chaos: +{at:.1}s {text}");
+        append(&log_path, &format!("==== +{at:.1}s {text}\n"));
+    };
+    sleep_until(start + settings.warmup).await;
+    for target in &settings.faults {
+        if Instant::now() + settings.down + settings.settle >= cap {
+            say(format!(
+                "LOAD_DURATION reached; {target} and later faults skipped"
+            ));
+            break;
+        }
+        let window = fault(&run, &settings, target, &say, &log_path).await;
+        let broken = window.up_us.is_none();
+        lock(&chaos.windows).push(window);
+        if broken {
+            say(format!(
+                "{target} did not come back; the schedule stops here"
+            ));
+            break;
+        }
+    }
+    say(format!(
+        "schedule done; sending for {:?} more",
+        settings.tail
+    ));
+    run.end_sending_at(Instant::now() + settings.tail);
+}
+
+async fn fault(
+    run: &RunState,
+    settings: &ChaosSettings,
+    target: &str,
+    say: &impl Fn(String),
+    log_path: &Path,
+) -> FaultWindow {
+    let mut failure = None;
+    let started_us = clock::now_micros();
+    say(format!("kill {target}"));
+    let killed = command(settings, "kill", target, log_path).await;
+    let killed_us = match killed {
+        Ok(()) => Some(clock::now_micros()),
+        Err(error) => {
+            say(format!("kill {target} failed: {error}"));
+            failure = Some(format!("kill: {error}"));
+            None
+        }
+    };
+    sleep(settings.down).await;
+    let restarting_us = clock::now_micros();
+    say(format!("start {target}"));
+    let up_us = match command(settings, "start", target, log_path).await {
+        Ok(()) => {
+            let up_us = clock::now_micros();
+            say(format!(
+                "{target} up after {:.1}s",
+                up_us.saturating_sub(restarting_us) as f64 / 1e6
+            ));
+            Some(up_us)
+        }
+        Err(error) => {
+            say(format!("start {target} failed: {error}"));
+            failure.get_or_insert(format!("start: {error}"));
+            None
+        }
+    };
+    let settled = Instant::now() + settings.settle;
+    let ready_us = match up_us {
+        Some(_) => ready(run, settled).await,
+        None => None,
+    };
+    match ready_us {
+        Some(at) => say(format!(
+            "every instance ready {:.1}s after {target} was up",
+            at.saturating_sub(up_us.unwrap_or(at)) as f64 / 1e6
+        )),
+        None => say(format!(
+            "not every instance is ready after {:?}",
+            settings.settle
+        )),
+    }
+    sleep_until(settled).await;
+    FaultWindow {
+        target: target.to_owned(),
+        started_us,
+        killed_us,
+        restarting_us: Some(restarting_us),
+        up_us,
+        ready_us,
+        ended_us: clock::now_micros(),
+        failure,
+    }
+}
+
+/// Runs `<ctl> <verb> <target>`, its output appended to the nemesis log.
+async fn command(
+    settings: &ChaosSettings,
+    verb: &str,
+    target: &str,
+    log_path: &Path,
+) -> Result<(), String> {
+    let output = || -> Stdio {
+        log_file(log_path)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    };
+    let (program, args) = settings
+        .ctl
+        .split_first()
+        .ok_or_else(|| "LOAD_CHAOS_CTL is empty".to_owned())?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .arg(verb)
+        .arg(target)
+        .stdin(Stdio::null())
+        .stdout(output())
+        .stderr(output())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| format!("cannot run {program}: {error}"))?;
+    match tokio::time::timeout(settings.command_timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(format!("{verb} {target}: {status} (see nemesis.log)")),
+        Ok(Err(error)) => Err(format!("{verb} {target}: {error}")),
+        Err(_) => Err(format!(
+            "{verb} {target}: no answer in {:?}",
+            settings.command_timeout
+        )),
+    }
+}
+
+/// Polls every instance's `/ready` until all answer 200 or `deadline`.
+async fn ready(run: &RunState, deadline: Instant) -> Option<u64> {
+    let chaos = run.chaos.as_ref()?;
+    loop {
+        let mut all = true;
+        for host in &run.settings.hosts {
+            let answer = chaos
+                .http
+                .get(format!("{host}/ready"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            all &= matches!(answer, Ok(response) if response.status().is_success());
+        }
+        if all {
+            return Some(clock::now_micros());
+        }
+        if Instant::now() + READY_POLL >= deadline {
+            return None;
+        }
+        sleep(READY_POLL).await;
+    }
+}
+
+fn log_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn append(path: &Path, text: &str) {
+    if let Ok(mut file) = log_file(path) {
+        let _ = file.write_all(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_holds_what_was_sent_from_the_kill_to_the_end_of_settling() {
+        let window = FaultWindow {
+            target: "redis".to_owned(),
+            started_us: 100,
+            killed_us: Some(110),
+            restarting_us: Some(200),
+            up_us: Some(250),
+            ready_us: None,
+            ended_us: 300,
+            failure: None,
+        };
+        assert!(!window.contains(99));
+        assert!(window.contains(100));
+        assert!(window.contains(299));
+        assert!(!window.contains(300));
+    }
+}
