@@ -352,6 +352,9 @@ pub async fn replay_dlq(settings: &Settings, dry_run: bool) -> anyhow::Result<()
     let replayed = kafka::replay::replay(kafka, dry_run).await?;
     let verb = if dry_run { "would replay" } else { "replayed" };
     println!("{verb} {}", replayed.messages);
+    if replayed.duplicates > 0 {
+        println!("skipped {} duplicate records", replayed.duplicates);
+    }
     if replayed.unreadable > 0 {
         println!("skipped {} unreadable records", replayed.unreadable);
     }

@@ -11,11 +11,17 @@
 //! delivery mark make that repeat invisible, so each parked message is
 //! stored and delivered exactly once.
 //!
+//! Copies of one message parked twice (Kafka delivers at least once) are
+//! replayed once per run.
+//!
 //! The author already heard `chat_500` for a parked message; a replay
 //! delivers it late, as `reply`, `sent` and `inbox` like any other.
 //! `--dry-run` lists what would be replayed and changes nothing.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use anyhow::Context;
 use rdkafka::{
@@ -45,6 +51,8 @@ pub struct Replayed {
     pub messages: usize,
     /// Records that were not readable events, skipped (and committed).
     pub unreadable: usize,
+    /// Second copies of a message already replayed in this run, skipped.
+    pub duplicates: usize,
 }
 
 /// Replays the dead-letter topic once, printing one line per message.
@@ -60,6 +68,9 @@ pub async fn replay(settings: &KafkaSettings, dry_run: bool) -> anyhow::Result<R
     let ends = assign_from_last_replay(&consumer, &topics.dlq)?;
     let mut remaining: HashMap<i32, i64> = ends;
     let mut done = Replayed::default();
+    // Kafka delivers at least once, so one failing message can be parked
+    // twice (a rebalance between its last attempt and the commit).
+    let mut seen = HashSet::new();
     let mut empty = 0;
     while remaining.values().any(|left| *left > 0) {
         let Some(record) = consumer.poll(POLL) else {
@@ -84,6 +95,16 @@ pub async fn replay(settings: &KafkaSettings, dry_run: bool) -> anyhow::Result<R
             continue;
         };
         let message = &event.message;
+        if !seen.insert(message.id) {
+            println!(
+                "skipped a second copy of message {} (partition {partition} offset {offset})",
+                message.id
+            );
+            done.duplicates += 1;
+            commit(&consumer, &topics.dlq, partition, offset, dry_run)?;
+            remaining.insert(partition, end - 1);
+            continue;
+        }
         let action = if dry_run { "would replay" } else { "replayed" };
         println!(
             "{action} message {} of room {} by {} (partition {partition} offset {offset}, parked after attempt {})",
