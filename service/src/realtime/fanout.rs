@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use socketioxide::{adapter::Adapter, SocketIo};
+use socketioxide::{adapter::Adapter, operators::BroadcastOperators, SocketIo};
 
 use super::{redis_driver::AdapterHealth, NAMESPACE};
 use crate::pipeline::fanout::{Fanout, FanoutError};
@@ -19,6 +19,12 @@ impl<A: Adapter> SocketFanout<A> {
     pub fn new(io: SocketIo<A>, adapter: Option<AdapterHealth>) -> Self {
         Self { io, adapter }
     }
+
+    fn namespace(&self) -> Result<BroadcastOperators<A>, FanoutError> {
+        self.io
+            .of(NAMESPACE)
+            .ok_or_else(|| FanoutError(format!("namespace {NAMESPACE} is not registered")))
+    }
 }
 
 #[async_trait]
@@ -30,11 +36,7 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
         event: &str,
         payload: &Value,
     ) -> Result<(), FanoutError> {
-        let namespace = self
-            .io
-            .of(NAMESPACE)
-            .ok_or_else(|| FanoutError(format!("namespace {NAMESPACE} is not registered")))?;
-        namespace
+        self.namespace()?
             .to(to)
             .except(except)
             .emit(event, payload)
@@ -43,11 +45,7 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
     }
 
     async fn disconnect(&self, to: Vec<String>) -> Result<(), FanoutError> {
-        let namespace = self
-            .io
-            .of(NAMESPACE)
-            .ok_or_else(|| FanoutError(format!("namespace {NAMESPACE} is not registered")))?;
-        namespace
+        self.namespace()?
             .to(to)
             .disconnect()
             .await
