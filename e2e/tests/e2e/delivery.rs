@@ -207,7 +207,16 @@ async fn no_acknowledged_message_is_lost_when_the_service_restarts_mid_burst() {
     if !e2e::controls_processes() {
         return;
     }
-    let mut server = TestServer::spawn(Backend::Stack).await;
+    // 60 messages in a few seconds: above the default burst, and the rate
+    // is counted in Redis, so a restart does not refill it.
+    let mut server = TestServer::spawn_with(
+        Backend::Stack,
+        &[
+            ("MESSAGE_RATE_PER_SECOND", "1000"),
+            ("MESSAGE_RATE_BURST", "1000"),
+        ],
+    )
+    .await;
     let api = Api::new(server.url());
     let alice = api.new_user().await;
     let bob = api.new_user().await;
