@@ -397,7 +397,6 @@ mod tests {
             fanout, processor, ..
         } = setup();
         // The reply goes out, then the adapter loses Redis before `sent`.
-        fanout.fail_next.store(0, Ordering::SeqCst);
         let event = event();
         let watched = fanout.clone();
         let running = spawn_until(&processor, &event, || {
