@@ -7,6 +7,8 @@
 
 use std::{fmt, net::IpAddr, time::Duration};
 
+use crate::realtime::DEFAULT_FRAME_LIMIT;
+
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -46,6 +48,10 @@ pub struct RealtimeSettings {
     /// How long a `clientMessageId` is remembered for resends
     /// (`CLIENT_MESSAGE_ID_TTL_SECONDS`, default 1 day).
     pub client_message_id_ttl: Duration,
+    /// Largest frame a client may send, in bytes: one websocket message or
+    /// the body of one polling request (`SOCKET_FRAME_LIMIT_BYTES`, default
+    /// [`DEFAULT_FRAME_LIMIT`], 64 KiB). A larger one closes its connection.
+    pub frame_limit: usize,
 }
 
 /// Connection settings for Cassandra.
@@ -106,7 +112,10 @@ pub struct KafkaSettings {
     pub partitions: i32,
     /// Workers processing consumed messages side by side; one room's
     /// messages always go to the same worker (`KAFKA_CONSUMER_WORKERS`,
-    /// default 16).
+    /// default 64). Each worker has one Cassandra write in flight, and
+    /// Cassandra's group commit makes a write wait up to 5 ms for its
+    /// fsync, so this bounds the throughput: 16 fell behind at 1,000 msg/s
+    /// (docs/PERFORMANCE.md).
     pub consumer_workers: usize,
     /// How long a publish may wait for the brokers before the sender is told
     /// the service is unavailable (`KAFKA_PUBLISH_TIMEOUT_MS`, default 5000).
@@ -239,7 +248,7 @@ impl Settings {
                         name: "KAFKA_TOPIC_PARTITIONS",
                         reason: "must be 1 or more".to_owned(),
                     })?,
-                consumer_workers: usize::try_from(parse("KAFKA_CONSUMER_WORKERS", "16")?)
+                consumer_workers: usize::try_from(parse("KAFKA_CONSUMER_WORKERS", "64")?)
                     .unwrap_or(usize::MAX)
                     .clamp(1, 256),
                 publish_timeout: Duration::from_millis(
@@ -281,6 +290,11 @@ impl Settings {
                 client_message_id_ttl: Duration::from_secs(
                     parse("CLIENT_MESSAGE_ID_TTL_SECONDS", "86400")?.max(1),
                 ),
+                frame_limit: usize::try_from(parse(
+                    "SOCKET_FRAME_LIMIT_BYTES",
+                    &DEFAULT_FRAME_LIMIT.to_string(),
+                )?)
+                .unwrap_or(usize::MAX),
             },
         })
     }
@@ -327,6 +341,14 @@ mod tests {
         let settings = settings(&[("CACHE_HOST", "r"), ("CACHE_PASSWORD", "hunter22")]).unwrap();
         assert!(!format!("{settings:?}").contains("hunter22"));
         assert!(settings.redis.unwrap().url().contains("hunter22"));
+    }
+
+    #[test]
+    fn the_socket_frame_limit_is_64_kib_unless_set() {
+        let default = settings(&[]).unwrap().realtime.frame_limit;
+        let set = settings(&[("SOCKET_FRAME_LIMIT_BYTES", "1000")]).unwrap();
+        assert_eq!(default, 64 * 1024);
+        assert_eq!(set.realtime.frame_limit, 1000);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::{
 
 /// How long in-flight requests may take to finish after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Keys the in-memory claims (resend and delivery marks) hold at most.
+/// Keys the in-memory claims (resend marks) hold at most.
 const MEMORY_CLAIMS: usize = 200_000;
 
 /// A service bound to its port, ready to run.
@@ -95,7 +95,7 @@ impl Application {
             }
         };
 
-        // Resend and delivery marks, and the message id node, are shared
+        // Resend marks and the message id node are shared
         // through Redis so that instances never disagree about them.
         let (claims, lease): (Arc<dyn Claims>, Option<NodeLease>) = match (&settings.redis, &redis)
         {
@@ -169,13 +169,13 @@ impl Application {
             acceptor: Arc::new(Acceptor::new(
                 bus,
                 ids,
-                claims.clone(),
+                claims,
                 realtime.client_message_id_ttl,
             )),
         };
         let messages = storage.messages.clone();
         let store_probe = storage.probe.clone();
-        let gateway = realtime::build(realtime_state, adapter).await?;
+        let gateway = realtime::build(realtime_state, adapter, realtime.frame_limit).await?;
         let sockets = gateway.fanout.clone();
         let state = AppState {
             storage,
@@ -188,12 +188,7 @@ impl Application {
         };
         let router = gateway.serve_on(http::router(state, settings.body_limit));
 
-        let processor = Arc::new(Processor::new(
-            messages,
-            store_probe,
-            sockets.clone(),
-            claims,
-        ));
+        let processor = Arc::new(Processor::new(messages, store_probe, sockets.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let consumers = match (&settings.kafka, &kafka_bus, queue) {
             (Some(settings), Some(bus), _) => {

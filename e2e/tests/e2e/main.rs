@@ -33,6 +33,7 @@ mod accounts;
 mod backends;
 mod corpus;
 mod delivery;
+mod frames;
 mod history;
 mod order;
 mod realtime;

@@ -7,7 +7,7 @@ mod message;
 
 pub use account::{DisplayName, Password, User, Username};
 pub use ids::{MessageId, MessageIdGenerator, RoomId, UserId};
-pub use message::{HistoryPage, Message, MessageContent, MessageText};
+pub use message::{HistoryPage, Message, MessageContent, MessageText, MAX_MESSAGE_CHARS};
 
 /// Why an input was refused; the text is shown to the client as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

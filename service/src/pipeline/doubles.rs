@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    fanout::{Fanout, FanoutError},
+    fanout::{Delivery, Fanout, FanoutError},
     MessageCreated,
 };
 use crate::{
@@ -21,9 +21,10 @@ use crate::{
 /// One recorded emit: to, except, event name, payload.
 pub type Emit = (Vec<String>, Vec<String>, String, Value);
 
-/// Records every emit that succeeds.
+/// Records every delivery and emit that succeeds.
 #[derive(Default)]
 pub struct RecordingFanout {
+    pub deliveries: Mutex<Vec<Delivery>>,
     pub emits: Mutex<Vec<Emit>>,
     /// While set, `settled()` is false and emits fail.
     pub unsettled: AtomicBool,
@@ -35,10 +36,30 @@ impl RecordingFanout {
     pub fn emits(&self) -> Vec<Emit> {
         self.emits.lock().unwrap().clone()
     }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries.lock().unwrap().clone()
+    }
+
+    fn failing(&self) -> bool {
+        let failing = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        failing || self.unsettled.load(Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
 impl Fanout for RecordingFanout {
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), FanoutError> {
+        if self.failing() {
+            return Err(FanoutError("broken pipe".to_owned()));
+        }
+        self.deliveries.lock().unwrap().push(delivery.clone());
+        Ok(())
+    }
+
     async fn emit(
         &self,
         to: Vec<String>,
@@ -46,11 +67,7 @@ impl Fanout for RecordingFanout {
         event: &str,
         payload: &Value,
     ) -> Result<(), FanoutError> {
-        let failing = self
-            .fail_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing || self.unsettled.load(Ordering::SeqCst) {
+        if self.failing() {
             return Err(FanoutError("broken pipe".to_owned()));
         }
         let emit = (to, except, event.to_owned(), payload.clone());

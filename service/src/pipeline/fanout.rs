@@ -4,9 +4,10 @@
 //! does not care how many instances there are.
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{value::RawValue, Value};
 
-use crate::domain::{RoomId, UserId};
+use crate::domain::{MessageId, RoomId, UserId};
 
 /// The Socket.IO room of a chat room's joined sockets.
 pub fn room_channel(room: RoomId) -> String {
@@ -29,8 +30,25 @@ pub fn session_channel(session: &str) -> String {
     format!("session:{session}")
 }
 
+/// A stored message, ready to be told to the room, its author and the
+/// peer: the `reply` to the room's joined sockets but the sending one,
+/// `sent` to the author's sockets, `inbox` to the peer's sockets that have
+/// not joined the room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub message_id: MessageId,
+    pub room_id: RoomId,
+    pub author_id: UserId,
+    pub recipient_id: UserId,
+    /// The socket that sent it, which does not get the `reply`.
+    pub origin_socket: Option<String>,
+    /// The message as the `reply` event carries it, encoded once.
+    pub reply: Box<RawValue>,
+}
+
 /// An emit failed (the adapter could not reach Redis, for one).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("emit failed: {0}")]
 pub struct FanoutError(pub String);
 
@@ -46,6 +64,11 @@ pub trait Fanout: Send + Sync {
         event: &str,
         payload: &Value,
     ) -> Result<(), FanoutError>;
+
+    /// Delivers a stored message on every instance, at most once per socket
+    /// even when it is handed over more than once (a Kafka re-delivery, a
+    /// retry after an outage).
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), FanoutError>;
 
     /// Disconnects the sockets in any of `to`, on every instance.
     async fn disconnect(&self, to: Vec<String>) -> Result<(), FanoutError>;

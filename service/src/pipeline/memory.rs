@@ -107,18 +107,14 @@ mod tests {
 
     use super::*;
     use crate::{
-        domain::HistoryPage,
-        pipeline::{
-            claims::MemoryClaims,
-            doubles::{event, Emit, FlakyStore, RecordingFanout},
-        },
+        domain::{HistoryPage, Message},
+        pipeline::doubles::{event, Emit, FlakyStore, RecordingFanout},
         store::Messages,
     };
 
-    async fn run(store: Arc<FlakyStore>, events: &[MessageCreated]) -> Vec<Emit> {
+    async fn run(store: Arc<FlakyStore>, events: &[MessageCreated]) -> Arc<RecordingFanout> {
         let fanout = Arc::new(RecordingFanout::default());
-        let claims = Arc::new(MemoryClaims::new(100));
-        let processor = Arc::new(Processor::new(store.clone(), store, fanout.clone(), claims));
+        let processor = Arc::new(Processor::new(store.clone(), store, fanout.clone()));
         let (bus, queue) = channel();
         let (stop, stopped) = watch::channel(false);
         let consumer = spawn_consumer(queue, processor, stopped);
@@ -127,45 +123,39 @@ mod tests {
         }
         stop.send(true).unwrap();
         consumer.await.unwrap();
-        fanout.emits()
+        fanout
     }
 
     #[tokio::test]
     async fn a_stored_message_goes_to_the_room_the_author_and_the_peer() {
         let store = Arc::new(FlakyStore::default());
         let event = event();
-        let emits = run(store.clone(), std::slice::from_ref(&event)).await;
+        let fanout = run(store.clone(), std::slice::from_ref(&event)).await;
         let message = &event.message;
         let history = store
             .history(message.room_id, HistoryPage::Latest { limit: 10 })
             .await
             .unwrap();
         assert_eq!(history, vec![message.clone()]);
-        let names: Vec<_> = emits.iter().map(|(_, _, name, _)| name.as_str()).collect();
-        assert_eq!(names, ["reply", "notification", "notification"]);
-        assert_eq!(emits[0].1, ["socket:sid1"], "the sender is left out");
-        assert_eq!(emits[1].3["name"], "sent");
-        assert_eq!(emits[2].3["name"], "inbox");
-        assert_eq!(emits[2].1, [format!("room:{}", message.room_id)]);
-    }
-
-    #[tokio::test]
-    async fn a_message_handed_over_twice_is_delivered_once() {
-        let event = event();
-        let emits = run(
-            Arc::new(FlakyStore::default()),
-            &[event.clone(), event.clone()],
-        )
-        .await;
-        assert_eq!(emits.len(), 3);
+        let deliveries = fanout.deliveries();
+        assert_eq!(deliveries.len(), 1);
+        let delivery = &deliveries[0];
+        assert_eq!(delivery.message_id, message.id);
+        assert_eq!(delivery.recipient_id, event.recipient_id);
+        assert_eq!(delivery.origin_socket.as_deref(), Some("sid1"));
+        let reply: Message = serde_json::from_str(delivery.reply.get()).unwrap();
+        assert_eq!(&reply, message);
+        assert!(fanout.emits().is_empty());
     }
 
     #[tokio::test]
     async fn a_message_the_answering_store_refuses_is_tried_three_times_then_reported() {
         let store = Arc::new(FlakyStore::default());
         store.refusing.store(true, Ordering::SeqCst);
-        let emits = run(store.clone(), &[event()]).await;
+        let fanout = run(store.clone(), &[event()]).await;
+        let emits: Vec<Emit> = fanout.emits();
         assert_eq!(store.saves(), MAX_STORE_ATTEMPTS);
+        assert!(fanout.deliveries().is_empty());
         assert_eq!(emits.len(), 1, "no reply for what was not stored");
         let (to, _, name, payload) = &emits[0];
         assert_eq!((to[0].as_str(), name.as_str()), ("socket:sid1", "error"));

@@ -8,37 +8,35 @@
 //!   probe fails too, Cassandra is down and the message waits ([`Outage`])
 //!   without spending an attempt; if the probe answers, the write failed
 //!   for this message and the caller spends an attempt (retry topic, DLQ);
-//! - the delivery mark and the emits: Redis down means waiting too; an emit
-//!   is held while the adapter is not [`Fanout::settled`].
+//! - the delivery: Redis down means waiting too; a delivery is held while
+//!   the adapter is not [`Fanout::settled`].
 //!
 //! # At most one `reply`
 //!
-//! The "delivered" mark is claimed with a token of this processing run
-//! before the first emit. A retry inside the run (after an outage) finds
-//! its own token and emits what it has not emitted yet; a re-delivery by
-//! Kafka (another run) finds a foreign token and emits nothing.
+//! A message can be processed twice: Kafka re-delivers the tail of a
+//! partition after a restart or a rebalance, and a delivery is tried again
+//! after an outage. The fan-out remembers the messages each instance has
+//! delivered recently and skips repeats (see `realtime::seen`), so no
+//! mark needs to be written per message.
 
 use std::{
+    future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{
-    claims::Claims,
-    fanout::{room_channel, socket_channel, user_channel, Fanout},
+    fanout::{socket_channel, user_channel, Delivery, Fanout, FanoutError},
     now_ms,
     outage::{Outage, Stopping},
     MessageCreated,
 };
 use crate::store::{Messages, Probe, StoreError};
 
-/// How long a "delivered" mark is kept. Kafka re-delivers within minutes
-/// (a rebalance, a restart), so an hour covers it with a wide margin.
-const DELIVERED_TTL: Duration = Duration::from_secs(3600);
 /// How long the store's probe may take to tell an outage.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Tries of one emit while the adapter says it is connected.
@@ -65,24 +63,20 @@ pub struct Processor {
     messages: Arc<dyn Messages>,
     store: Arc<dyn Probe>,
     fanout: Arc<dyn Fanout>,
-    delivered: Arc<dyn Claims>,
 }
 
 impl Processor {
     /// A processor writing to `messages` (whose backend `store` probes) and
-    /// emitting through `fanout`; `delivered` remembers which messages were
-    /// already emitted.
+    /// delivering through `fanout`.
     pub fn new(
         messages: Arc<dyn Messages>,
         store: Arc<dyn Probe>,
         fanout: Arc<dyn Fanout>,
-        delivered: Arc<dyn Claims>,
     ) -> Self {
         Self {
             messages,
             store,
             fanout,
-            delivered,
         }
     }
 
@@ -140,68 +134,33 @@ impl Processor {
         )
     }
 
-    /// Emits `reply`, `sent` and `inbox`, at most once per message even when
-    /// the bus hands it over twice.
+    /// Hands the message to the fan-out, which emits `reply`, `sent` and
+    /// `inbox` on every instance, at most once per socket.
     async fn deliver(
         &self,
         event: &MessageCreated,
         stop: &watch::Receiver<bool>,
     ) -> Result<(), Stopping> {
         let message = &event.message;
-        if !self.claim_delivery(event, stop).await? {
-            tracing::debug!("already delivered; not emitting again");
-            return Ok(());
-        }
-        let reply = match serde_json::to_value(message) {
+        let reply = match serde_json::value::to_raw_value(message) {
             Ok(reply) => reply,
             Err(error) => {
                 tracing::error!(cause = %error, "cannot encode the message");
                 return Ok(());
             }
         };
-        let room = room_channel(message.room_id);
-        let except_origin: Vec<String> = event
-            .origin_socket
-            .iter()
-            .map(|s| socket_channel(s))
-            .collect();
-        let sent = json!({
-            "name": "sent",
-            "content": {
-                "roomId": message.room_id,
-                "messageId": message.id,
-                "message": "message sent",
-            },
-        });
-        let inbox = json!({
-            "name": "inbox",
-            "content": {
-                "roomId": message.room_id,
-                "messageId": message.id,
-                "authorId": message.author_id,
-                "message": "new message received",
-            },
-        });
-        let emits: [(Vec<String>, Vec<String>, &str, &Value); 3] = [
-            (vec![room.clone()], except_origin, "reply", &reply),
-            (
-                vec![user_channel(message.author_id)],
-                Vec::new(),
-                "notification",
-                &sent,
-            ),
-            (
-                vec![user_channel(event.recipient_id)],
-                vec![room],
-                "notification",
-                &inbox,
-            ),
-        ];
-        let mut failed = false;
-        for (to, except, name, payload) in emits {
-            failed |= !self.emit(to, except, name, payload, stop).await?;
-        }
-        if failed {
+        let delivery = Delivery {
+            message_id: message.id,
+            room_id: message.room_id,
+            author_id: message.author_id,
+            recipient_id: event.recipient_id,
+            origin_socket: event.origin_socket.clone(),
+            reply,
+        };
+        let delivered = self
+            .until_sent("delivery", stop, || self.fanout.deliver(&delivery))
+            .await?;
+        if !delivered {
             metrics::counter!("messages_failed_total", "stage" => "deliver").increment(1);
             return Ok(());
         }
@@ -212,35 +171,19 @@ impl Processor {
         Ok(())
     }
 
-    /// True when this run may emit: it claimed the message's mark, or had
-    /// claimed it before an outage interrupted it.
-    async fn claim_delivery(
+    /// Sends with `send`, holding it while the adapter is not settled and
+    /// waiting out Redis outages. True when it went out; false when it
+    /// failed [`EMIT_TRIES`] times while the adapter was fine.
+    async fn until_sent<'a, F, Sent>(
         &self,
-        event: &MessageCreated,
+        what: &str,
         stop: &watch::Receiver<bool>,
-    ) -> Result<bool, Stopping> {
-        let key = format!("delivered:{}", event.message.id);
-        let token = format!("{:032x}", rand::random::<u128>());
-        let mut outage = Outage::new("redis", stop);
-        loop {
-            match self.delivered.claim(&key, &token, DELIVERED_TTL).await {
-                Ok(None) => return Ok(true),
-                Ok(Some(holder)) => return Ok(holder == token),
-                Err(error) => outage.wait(&error).await?,
-            }
-        }
-    }
-
-    /// Emits one event, holding it while the adapter is not settled. True
-    /// when it went out; false when it failed while the adapter was fine.
-    async fn emit(
-        &self,
-        to: Vec<String>,
-        except: Vec<String>,
-        name: &str,
-        payload: &Value,
-        stop: &watch::Receiver<bool>,
-    ) -> Result<bool, Stopping> {
+        mut send: F,
+    ) -> Result<bool, Stopping>
+    where
+        F: FnMut() -> Sent,
+        Sent: Future<Output = Result<(), FanoutError>> + 'a,
+    {
         let mut outage = Outage::new("redis", stop);
         let mut tries = 0;
         loop {
@@ -250,16 +193,12 @@ impl Processor {
                     .await?;
                 continue;
             }
-            match self
-                .fanout
-                .emit(to.clone(), except.clone(), name, payload)
-                .await
-            {
+            match send().await {
                 Ok(()) => return Ok(true),
                 Err(error) => {
                     tries += 1;
                     if tries >= EMIT_TRIES && self.fanout.settled() {
-                        tracing::warn!(cause = %error, event = name, "emit failed");
+                        tracing::warn!(cause = %error, what, "emit failed");
                         return Ok(false);
                     }
                     outage.wait(&error).await?;
@@ -293,10 +232,13 @@ impl Processor {
             "message": format!("message {} could not be stored", message.id),
             "roomId": message.room_id,
         });
-        if !self
-            .emit(vec![to], Vec::new(), "error", &payload, stop)
-            .await?
-        {
+        let emitted = self
+            .until_sent("chat_500", stop, || {
+                self.fanout
+                    .emit(vec![to.clone()], Vec::new(), "error", &payload)
+            })
+            .await?;
+        if !emitted {
             tracing::warn!("cannot tell the author about the failure");
         }
         Ok(())
@@ -308,10 +250,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::pipeline::{
-        claims::MemoryClaims,
-        doubles::{event, FlakyStore, RecordingFanout},
-    };
+    use crate::pipeline::doubles::{event, FlakyStore, RecordingFanout};
 
     struct Setup {
         store: Arc<FlakyStore>,
@@ -322,13 +261,7 @@ mod tests {
     fn setup() -> Setup {
         let store = Arc::new(FlakyStore::default());
         let fanout = Arc::new(RecordingFanout::default());
-        let claims = Arc::new(MemoryClaims::new(100));
-        let processor = Arc::new(Processor::new(
-            store.clone(),
-            store.clone(),
-            fanout.clone(),
-            claims,
-        ));
+        let processor = Arc::new(Processor::new(store.clone(), store.clone(), fanout.clone()));
         Setup {
             store,
             fanout,
@@ -368,7 +301,11 @@ mod tests {
         let outcome = running.await.unwrap();
 
         assert!(outcome.is_ok(), "{outcome:?}");
-        assert_eq!(fanout.emits().len(), 3, "delivered once the store is back");
+        assert_eq!(
+            fanout.deliveries().len(),
+            1,
+            "delivered once the store is back"
+        );
     }
 
     #[tokio::test]
@@ -388,45 +325,39 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(store.saves(), 1);
-        assert!(fanout.emits().is_empty());
+        assert!(fanout.deliveries().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn emits_wait_for_the_adapter_and_none_is_sent_twice() {
+    async fn a_delivery_waits_for_the_adapter_to_settle() {
         let Setup {
-            fanout, processor, ..
+            store,
+            fanout,
+            processor,
         } = setup();
-        // The reply goes out, then the adapter loses Redis before `sent`.
+        fanout.unsettled.store(true, Ordering::SeqCst);
         let event = event();
-        let watched = fanout.clone();
-        let running = spawn_until(&processor, &event, || {
-            let sent = !watched.emits().is_empty();
-            if sent {
-                watched.unsettled.store(true, Ordering::SeqCst);
-            }
-            sent
-        })
-        .await;
+
+        let running = spawn_until(&processor, &event, || store.saves() == 1).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(fanout.deliveries().is_empty(), "held while unsettled");
         fanout.unsettled.store(false, Ordering::SeqCst);
         running.await.unwrap().unwrap();
 
-        let names: Vec<String> = fanout.emits().into_iter().map(|emit| emit.2).collect();
-        assert_eq!(names, ["reply", "notification", "notification"]);
+        assert_eq!(fanout.deliveries().len(), 1);
     }
 
-    #[tokio::test]
-    async fn a_redelivered_message_is_not_emitted_again() {
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_delivery_is_tried_again() {
         let Setup {
             fanout, processor, ..
         } = setup();
+        fanout.fail_next.store(2, Ordering::SeqCst);
         let (_stop, stopped) = watch::channel(false);
-        let event = event();
 
-        processor.process(&event, &stopped).await.unwrap();
-        processor.process(&event, &stopped).await.unwrap();
+        processor.process(&event(), &stopped).await.unwrap();
 
-        assert_eq!(fanout.emits().len(), 3);
+        assert_eq!(fanout.deliveries().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

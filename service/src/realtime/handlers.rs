@@ -8,7 +8,7 @@ use socketioxide::{
     adapter::Adapter,
     extract::{Extension, SocketRef, State, TryData},
     handler::{FromMessage, FromMessageParts, MessageHandler, Value as PacketValue},
-    socket::Socket,
+    socket::{DisconnectReason, Socket},
     ParserError,
 };
 use tokio::sync::mpsc;
@@ -85,10 +85,12 @@ impl<A: Adapter> MessageHandler<A, InOrder<A>> for InOrder<A> {
 /// client heard CONNECT.
 pub async fn on_connect() {}
 
-async fn on_disconnect<A: Adapter>(socket: SocketRef<A>) {
+async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReason) {
     super::session::unbind(&socket);
     metrics::gauge!("sockets_connected").decrement(1.0);
-    tracing::info!(socket = %socket.id, "socket disconnected");
+    // A frame over the cap shows as a transport error (websocket) or a
+    // parsing error (polling).
+    tracing::info!(socket = %socket.id, reason = ?reason, "socket disconnected");
 }
 
 /// `join {roomId}`: participants only.

@@ -7,12 +7,19 @@
 //! - [`respond`] and [`error`]: answers on the ack or as an `error` event.
 //! - [`session`]: a socket ends with its login session (logout, expiry).
 //! - [`fanout`]: the pipeline's emits, through the local or Redis adapter.
+//! - [`relay`]: stored messages to every instance, a batch per publish.
+//! - [`seen`]: each message reaches a socket once.
 //! - [`redis_driver`]: the adapter's Redis connection, which reconnects and
 //!   resubscribes by itself after Redis restarts.
 //!
-//! With Redis configured, the socketioxide Redis adapter relays every emit
-//! to the other instances, so the instance that consumed a message reaches
-//! sockets connected anywhere.
+//! Every incoming frame is capped (`SOCKET_FRAME_LIMIT_BYTES`, see
+//! [`DEFAULT_FRAME_LIMIT`]): a larger one closes its connection before the
+//! server reads it.
+//!
+//! With Redis configured, the instance that consumed a message reaches
+//! sockets connected anywhere: stored messages go to every instance
+//! through the [`relay`], and the other emits through the socketioxide
+//! Redis adapter.
 
 pub mod auth;
 pub mod error;
@@ -21,19 +28,22 @@ pub mod handlers;
 pub mod membership;
 pub mod payload;
 pub mod redis_driver;
+pub mod relay;
 pub mod respond;
+pub mod seen;
 pub mod session;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use socketioxide::{handler::ConnectHandler, SocketIo};
+use socketioxide::{handler::ConnectHandler, ParserConfig, SocketIo, SocketIoBuilder};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 use self::{
-    fanout::SocketFanout,
+    fanout::{LocalDelivery, SocketFanout},
     membership::Membership,
     redis_driver::{AdapterHealth, HealingDriver},
+    relay::Relay,
 };
 use crate::{
     config::RedisSettings,
@@ -44,6 +54,17 @@ use crate::{
 
 /// The namespace of the chat.
 pub const NAMESPACE: &str = "/chats";
+
+/// The default cap on one frame a client sends, in bytes
+/// (`SOCKET_FRAME_LIMIT_BYTES`).
+///
+/// The largest legal packet is a `message` of 4,096 characters with a
+/// 128-character `clientMessageId`. A client that escapes everything
+/// outside ASCII (Python's `json.dumps` does by default) writes a 4-byte
+/// character as a 12-byte surrogate pair, `\ud83d\ude00`: about 50 KB in
+/// all. 64 KiB fits that with room to spare; the libraries' own defaults
+/// would read up to 64 MiB.
+pub const DEFAULT_FRAME_LIMIT: usize = 64 * 1024;
 
 /// What every socket handler can reach: cheap, cloneable handles.
 #[derive(Clone)]
@@ -98,30 +119,90 @@ impl RedisLink {
     }
 }
 
-/// Builds the Socket.IO gateway. With `redis`, sockets of every instance
-/// are reached through the Redis adapter; otherwise only this instance's.
-pub async fn build(state: RealtimeState, redis: Option<RedisLink>) -> anyhow::Result<Gateway> {
+/// A Socket.IO builder whose every incoming frame is capped at
+/// `frame_limit` bytes, on each transport:
+///
+/// - websocket: one engine.io message. tungstenite checks a frame's length
+///   in its header and closes the connection before reading the payload
+///   (`max_payload` does not apply to websockets).
+/// - polling: the body of one POST. engineio stops reading the body once it
+///   passes the limit, answers 413 and closes the session. The limit is
+///   also announced in the handshake (`maxPayload`), so clients size their
+///   batches to it.
+/// - binary attachments, which this namespace never uses, are capped in
+///   total too (by default they could add up to 10 MB per packet).
+fn capped_builder(frame_limit: usize) -> SocketIoBuilder {
+    SocketIo::builder()
+        .ws_max_frame_size(frame_limit)
+        .ws_max_message_size(frame_limit)
+        .max_payload(u64::try_from(frame_limit).unwrap_or(u64::MAX))
+        .with_parser(ParserConfig::common().max_incoming_binary_buf_size(frame_limit))
+}
+
+/// Builds the Socket.IO gateway, capping every incoming frame at
+/// `frame_limit` bytes. With `redis`, sockets of every instance are
+/// reached through the Redis adapter; otherwise only this instance's.
+pub async fn build(
+    state: RealtimeState,
+    redis: Option<RedisLink>,
+    frame_limit: usize,
+) -> anyhow::Result<Gateway> {
+    let builder = capped_builder(frame_limit);
     let Some(redis) = redis else {
-        let (layer, io) = SocketIo::builder().with_state(state).build_layer();
+        let (layer, io) = builder.with_state(state).build_layer();
         io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate));
         return Ok(Gateway {
-            fanout: Arc::new(SocketFanout::new(io, None)),
+            fanout: Arc::new(SocketFanout::local(Arc::new(LocalDelivery::new(io)))),
             layer: Box::new(move |router| router.layer(layer)),
         });
     };
     let health = redis.health();
     // The service's key prefix keeps deployments sharing a Redis apart.
     let config = RedisAdapterConfig::new().with_prefix(format!("{}socket.io", redis.prefix));
-    let adapter = RedisAdapterCtr::new_with_driver(redis.driver, config);
-    let (layer, io) = SocketIo::builder()
+    let relay_channel = format!("{}socket.io-relay#{NAMESPACE}#", redis.prefix);
+    let adapter = RedisAdapterCtr::new_with_driver(redis.driver.clone(), config);
+    let (layer, io) = builder
         .with_adapter::<CustomRedisAdapter<_, HealingDriver>>(adapter)
         .with_state(state)
         .build_layer();
     io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate))
         .await
         .context("starting the Socket.IO Redis adapter")?;
+    let local = Arc::new(LocalDelivery::new(io));
+    let relay = Relay::start(redis.driver, relay_channel, local.clone())
+        .await
+        .context("subscribing to the relay channel")?;
     Ok(Gateway {
-        fanout: Arc::new(SocketFanout::new(io, Some(health))),
+        fanout: Arc::new(SocketFanout::relayed(local, relay, health)),
         layer: Box::new(move |router| router.layer(layer)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::{
+        payload::{parse_message, MAX_CLIENT_MESSAGE_ID_CHARS},
+        DEFAULT_FRAME_LIMIT, NAMESPACE,
+    };
+    use crate::domain::MAX_MESSAGE_CHARS;
+
+    #[test]
+    fn the_largest_legal_message_fits_in_one_frame_however_the_client_escapes_it() {
+        // Every character a 4-byte one, escaped as a 12-byte surrogate pair.
+        let emoji = r"\ud83d\ude00";
+        let text = emoji.repeat(MAX_MESSAGE_CHARS);
+        let client_id = emoji.repeat(MAX_CLIENT_MESSAGE_ID_CHARS);
+        let room = uuid::Uuid::new_v4();
+        let payload = format!(
+            r#"{{"type":"private","roomId":"{room}","content":{{"type":"text","message":"{text}"}},"clientMessageId":"{client_id}"}}"#
+        );
+        // An engine.io message carrying a socket.io event with the longest ack id.
+        let frame = format!(r#"42{NAMESPACE},{}["message",{payload}]"#, u64::MAX);
+
+        let parsed: Value = serde_json::from_str(&payload).unwrap();
+        assert!(parse_message(&parsed).is_ok(), "the message must be legal");
+        assert!(frame.len() <= DEFAULT_FRAME_LIMIT, "{} bytes", frame.len());
+    }
 }

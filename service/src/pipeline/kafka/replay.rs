@@ -8,7 +8,7 @@
 //! committed right after Kafka acknowledged that publish, so a replay run
 //! twice replays nothing twice. A crash between the two would publish one
 //! message again on the next run; the store's upsert by id and the
-//! delivery mark make that repeat invisible, so each parked message is
+//! fan-out's memory of recent deliveries make that repeat invisible, so each parked message is
 //! stored and delivered exactly once.
 //!
 //! Copies of one message parked twice (Kafka delivers at least once) are
