@@ -84,6 +84,22 @@ load: ## Load test a running service at LOAD_HOST (~2 min, 1000 chatters); exits
 load-stack: ## Start a release service on the local stack, load test it (~2 min), stop it
 	bash loadtest/run-stack.sh -u $(LOAD_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)
 
+# Its own defaults (2000 chatters, 1000 msg/s, 45 s): LOAD_USERS and the
+# rest reach the script only when set in the environment or on the command line.
+.PHONY: profile
+profile: ## Flame graph of the service under load on the local stack (~1.5 min): reports/profile/<time>/flamegraph.svg (installs perf, inferno)
+	@command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf; }
+	@command -v inferno-flamegraph >/dev/null || cargo install inferno --locked
+	bash loadtest/profile.sh $(LOAD_ARGS)
+
+# The capacity curve: 2,000 chatters by default; LOAD_CAPACITY_START,
+# LOAD_CAPACITY_STEP, LOAD_CAPACITY_MAX, ... pass through the environment.
+CAPACITY_USERS ?= 2000
+
+.PHONY: capacity
+capacity: ## Step the send rate up on the local stack until the service falls behind or fan-out p99 passes 50 ms; report the curve and the sustainable rate (exits 2 on any lost message)
+	LOAD_CAPACITY=1 bash loadtest/run-stack.sh -u $(CAPACITY_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)
+
 .PHONY: chaos
 chaos: ## Load two instances while each backend, then one instance, is SIGKILLed and restarted (~5 min); exits 2 on any lost or silent message
 	bash loadtest/chaos.sh $(LOAD_ARGS)

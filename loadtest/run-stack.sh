@@ -10,8 +10,15 @@
 #                    (default: a fresh one per run, so runs never see each other's data)
 #   LOAD_RUST_LOG    the service's RUST_LOG (default warn: per-message logs would cost CPU)
 #   LOAD_NO_BUILD=1  skip `cargo build --release`
-#   LOAD_PROFILE=1   profile the service with `perf record` (flat) while the load runs (apt linux-perf);
-#                    LOAD_PERF_FREQ sets the sampling rate (default 49 Hz: perf is not free)
+#   LOAD_SERVICE_BIN the chat-service binary to run (default: the release build, which is
+#                    then built here; a binary given here is not)
+#   LOAD_PROFILE=1   profile the service with `perf record` while the load runs (apt linux-perf):
+#                    perf.data (every CPU; service.pid says which process is the service),
+#                    plus flat summaries when there are no call graphs;
+#                    LOAD_PERF_FREQ    sampling rate (default 49 Hz: perf is not free)
+#                    LOAD_PERF_CALL_GRAPH  record call stacks: `fp` (a binary built with frame
+#                                      pointers, see loadtest/profile.sh) or `dwarf`
+#                    LOAD_PERF_DELAY   seconds after the load starts before recording (the ramp)
 # and stack/stack.sh's own variables (STACK_DIR, CASSANDRA_PORT, KAFKA_PORT,
 # REDIS_PORT, ...) to measure on a stack of its own, away from test suites
 # that restart the shared one.
@@ -29,8 +36,13 @@ log "open-file limit: $(ulimit -n)"
 
 bash stack/stack.sh up
 
+SERVICE_BIN=${LOAD_SERVICE_BIN:-${CARGO_TARGET_DIR:-target}/release/chat-service}
 if [[ ${LOAD_NO_BUILD:-} != 1 ]]; then
-  cargo build --release -p service -p loadtest
+  if [[ -n ${LOAD_SERVICE_BIN:-} ]]; then
+    cargo build --release -p loadtest
+  else
+    cargo build --release -p service -p loadtest
+  fi
 fi
 
 STACK_HOST=${STACK_HOST:-127.0.0.1}
@@ -49,7 +61,7 @@ if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null; then
   exit 1
 fi
 
-log "service on :$PORT, keyspace load_$STACK_ID, logs in $REPORT_DIR/service.log"
+log "$SERVICE_BIN on :$PORT, keyspace load_$STACK_ID, logs in $REPORT_DIR/service.log"
 env PORT=$PORT HOST=127.0.0.1 \
   RUST_LOG="${LOAD_RUST_LOG:-warn}" \
   CASSANDRA_NODE_HOSTS="$STACK_HOST:$CASSANDRA_PORT" \
@@ -58,7 +70,7 @@ env PORT=$PORT HOST=127.0.0.1 \
   KAFKA_BROKERS="$STACK_HOST:$KAFKA_PORT" \
   KAFKA_TOPIC_PREFIX="load-$STACK_ID." \
   KAFKA_CONSUMER_GROUP="load-$STACK_ID" \
-  "${CARGO_TARGET_DIR:-target}/release/chat-service" >"$REPORT_DIR/service.log" 2>&1 &
+  "$SERVICE_BIN" >"$REPORT_DIR/service.log" 2>&1 &
 SERVICE_PID=$!
 PERF_PID=
 
@@ -107,12 +119,24 @@ done
 
 if [[ ${LOAD_PROFILE:-} == 1 ]]; then
   if command -v perf >/dev/null; then
-    # Flat profile: release builds have no frame pointers, so no call graphs.
-    # perf on this VM samples with the cpu-clock software event; at high
-    # frequencies perf itself takes most of a core: keep it low.
-    perf record -F "${LOAD_PERF_FREQ:-49}" -p "$SERVICE_PID" -o "$REPORT_DIR/perf.data" >/dev/null 2>&1 &
+    # This VM has no hardware counters: sample with the cpu-clock software
+    # event. Every CPU (-a), sorted out by pid afterwards: attached to the
+    # service alone (-p), perf 6.1 spins on a whole core as soon as one of
+    # the service's threads exits (tokio's idle blocking threads do).
+    # A release build has no frame pointers: call graphs need the profiling
+    # build (fp) or DWARF unwinding, which copies stacks and costs far more.
+    perf_args=(-a -e cpu-clock -F "${LOAD_PERF_FREQ:-49}" -o "$REPORT_DIR/perf.data")
+    if [[ -n ${LOAD_PERF_CALL_GRAPH:-} ]]; then
+      perf_args+=(--call-graph "$LOAD_PERF_CALL_GRAPH")
+    fi
+    if [[ ${LOAD_PERF_DELAY:-0} != 0 ]]; then
+      perf_args+=(--delay "$((LOAD_PERF_DELAY * 1000))")
+    fi
+    echo "$SERVICE_PID" >"$REPORT_DIR/service.pid"
+    perf record "${perf_args[@]}" >"$REPORT_DIR/perf-record.log" 2>&1 &
     PERF_PID=$!
-    log "perf recording the service into $REPORT_DIR/perf.data"
+    PERF_STARTED=$SECONDS
+    log "perf recording the service into $REPORT_DIR/perf.data (from ${LOAD_PERF_DELAY:-0} s on)"
   else
     log "LOAD_PROFILE=1 but perf is not installed (apt-get install linux-perf)"
   fi
@@ -123,13 +147,22 @@ LOAD_SERVICE_PID=$SERVICE_PID LOAD_WATCH_PIDS=$WATCH \
   "${CARGO_TARGET_DIR:-target}/release/loadtest" --host "http://127.0.0.1:$PORT" "$@" || status=$?
 
 if [[ -n $PERF_PID ]]; then
+  # What the profile cost: perf's own CPU time (fields 14 and 15 of
+  # /proc/<pid>/stat, in clock ticks) over the time it recorded.
+  recorded=$((SECONDS - PERF_STARTED - ${LOAD_PERF_DELAY:-0}))
+  awk -v hz="$(getconf CLK_TCK)" -v secs="$recorded" '{
+      cpu = ($14 + $15) / hz
+      printf "perf used %.1f CPU-seconds over %d s of recording: %.3f cores\n", cpu, secs, cpu / (secs > 0 ? secs : 1)
+    }' "/proc/$PERF_PID/stat" | tee "$REPORT_DIR/perf-overhead.txt" >&2 || true
   kill -INT "$PERF_PID" 2>/dev/null || true
   wait "$PERF_PID" 2>/dev/null || true
   PERF_PID=
-  perf report -i "$REPORT_DIR/perf.data" --stdio --no-children --sort dso,symbol \
+fi
+if [[ ${LOAD_PROFILE:-} == 1 && -z ${LOAD_PERF_CALL_GRAPH:-} && -s $REPORT_DIR/perf.data ]]; then
+  perf report -i "$REPORT_DIR/perf.data" --pid "$SERVICE_PID" --stdio --no-children --sort dso,symbol \
     --percent-limit 0.3 2>/dev/null | grep -v '^#' | grep -v '^$' |
     sed -E 's/[[:space:]-]+$//' | head -80 >"$REPORT_DIR/perf-service.txt" || true
-  perf report -i "$REPORT_DIR/perf.data" --stdio --no-children --sort dso \
+  perf report -i "$REPORT_DIR/perf.data" --pid "$SERVICE_PID" --stdio --no-children --sort dso \
     2>/dev/null | grep -v '^#' | grep -v '^$' | sed -E 's/[[:space:]-]+$//' \
     >"$REPORT_DIR/perf-service-by-library.txt" || true
   log "service profile: $REPORT_DIR/perf-service.txt"

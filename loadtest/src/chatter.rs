@@ -3,10 +3,10 @@
 //! - `setup` (on start): register, learn the partner's id, look up the
 //!   pair's private room, open the socket, join.
 //! - `converse` (the one iteration): wait for the common start, send on
-//!   schedule for the run's duration, keep listening through the grace
-//!   period, hand every timing to goose, close the socket. In chaos mode a
-//!   lost socket is replaced (on either instance) and what was missed is
-//!   read through history, as a real client would.
+//!   schedule ([`crate::plan`]) for the run's duration, keep listening
+//!   through the grace period, hand every timing to goose, close the
+//!   socket. In chaos mode a lost socket is replaced (on either instance)
+//!   and what was missed is read through history, as a real client would.
 
 use std::{
     sync::{Arc, Mutex},
@@ -15,10 +15,7 @@ use std::{
 
 use goose::prelude::*;
 use serde_json::json;
-use tokio::{
-    sync::mpsc,
-    time::{interval_at, Instant, MissedTickBehavior},
-};
+use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
     chaos::{
@@ -29,7 +26,7 @@ use crate::{
     coord::{partner_of, SlotState},
     http,
     latency::lock,
-    socket::{ChatSocket, Received},
+    socket::{ChatSocket, Client, Received},
     state::{self, Counters, RunState, SetupStage},
 };
 
@@ -136,6 +133,7 @@ async fn establish(
     let (sender, events) = mpsc::unbounded_channel();
     let instance = index % settings.hosts.len();
     let socket = ChatSocket::connect(
+        Client::for_pipeline(settings.pipeline),
         &settings.hosts[instance],
         &token,
         sender.clone(),
@@ -205,11 +203,12 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
     }
 
     let settings = &run.settings;
-    let period = settings.period();
-    let offset = period.mul_f64(phase(chatter.index));
-    let mut schedule = interval_at(start + offset, period);
-    // Open loop: a late tick fires at once and keeps its scheduled time.
-    schedule.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    // Open loop: every message's due time is fixed in advance; a chatter
+    // that falls behind sends what it owes at once, each message keeping
+    // its due time.
+    let plan = settings.plan();
+    let own_phase = phase(chatter.index);
+    let mut due = plan.next_due(settings.users, own_phase, None);
     let mut done_check = tokio::time::interval(DONE_CHECK);
 
     let mut conversation = Conversation::new(
@@ -226,17 +225,20 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
         // The nemesis may end sending early (chaos mode): read it each time.
         let send_end = run.send_end(start);
         let grace_end = send_end + settings.grace;
-        let sending = Instant::now() < send_end;
+        let next_send = due
+            .and_then(|due| start.checked_add(due))
+            .filter(|at| *at < send_end);
         let ack_deadline = conversation.ack_deadline();
         tokio::select! {
             received = chatter.events.recv() => match received {
                 Some(received) => conversation.receive(received, &mut timings),
                 None => break,
             },
-            scheduled = schedule.tick(), if sending => {
-                if scheduled < send_end {
+            () = tokio::time::sleep_until(next_send.unwrap_or(grace_end)), if next_send.is_some() => {
+                if let Some(scheduled) = next_send {
                     conversation.schedule(scheduled);
                 }
+                due = due.and_then(|after| plan.next_due(settings.users, own_phase, Some(after)));
             }
             () = tokio::time::sleep_until(ack_deadline.unwrap_or(grace_end)), if ack_deadline.is_some() => {
                 conversation.ack_timed_out(&mut timings);
@@ -251,7 +253,12 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
         }
         conversation.pump(&chatter.socket, &mut timings).await;
         record(user, &mut timings).await;
-        if Instant::now() >= send_end && conversation.idle() {
+        // A chatter behind schedule still owes the messages due before the
+        // end: it is not finished (its partner would stop listening).
+        let owes = due
+            .and_then(|due| start.checked_add(due))
+            .is_some_and(|at| at < send_end);
+        if Instant::now() >= send_end && !owes && conversation.idle() {
             conversation.finish();
             if conversation.done() {
                 break;

@@ -10,6 +10,14 @@ use std::{env, path::PathBuf, time::Duration};
 use anyhow::{bail, Context};
 use goose::config::GooseConfiguration;
 
+mod capacity;
+mod chaos;
+
+pub use capacity::CapacitySettings;
+pub use chaos::ChaosSettings;
+
+use crate::plan::RatePlan;
+
 /// Target when `--host` is not given.
 pub const DEFAULT_HOST: &str = "http://127.0.0.1:3000";
 /// Chatters when `--users` is not given.
@@ -19,10 +27,6 @@ pub const DEFAULT_USERS: usize = 1_000;
 pub const DEFAULT_INCREASE_RATE: f64 = 100.0;
 /// Messages per second per chatter when `LOAD_RATE` is not set.
 pub const DEFAULT_RATE_PER_CHATTER: f64 = 0.5;
-/// What the nemesis kills when `LOAD_CHAOS_FAULTS` is not set.
-pub const DEFAULT_CHAOS_FAULTS: &str = "redis,cassandra,kafka,instance-2";
-/// The command the nemesis runs when `LOAD_CHAOS_CTL` is not set.
-pub const DEFAULT_CHAOS_CTL: &str = "bash loadtest/chaos.sh ctl";
 
 /// Everything a run needs besides goose's own configuration.
 #[derive(Debug, Clone)]
@@ -63,57 +67,16 @@ pub struct Settings {
     pub server_metric: String,
     /// A tag unique to this run, in every username.
     pub run_tag: String,
+    /// Acks each socket may have in flight (`LOAD_PIPELINE`, default 1):
+    /// past one, messages leave on schedule without waiting for the
+    /// previous answer, on this tool's own Socket.IO client.
+    pub pipeline: usize,
     /// The chaos mode (`LOAD_CHAOS=1`): faults during the load, clients
     /// that reconnect and catch up, and a per-fault verdict.
     pub chaos: Option<ChaosSettings>,
-}
-
-/// The chaos mode's settings; see [`crate::chaos`].
-#[derive(Debug, Clone)]
-pub struct ChaosSettings {
-    /// What the nemesis kills, in order (`LOAD_CHAOS_FAULTS`).
-    pub faults: Vec<String>,
-    /// The command that kills and restarts a target (`LOAD_CHAOS_CTL`),
-    /// run as `<ctl> kill <target>` and `<ctl> start <target>`.
-    pub ctl: Vec<String>,
-    /// Calm after sending starts, before the first fault (`LOAD_CHAOS_WARMUP`).
-    pub warmup: Duration,
-    /// How long a killed target stays down (`LOAD_CHAOS_DOWN`).
-    pub down: Duration,
-    /// Calm after a target is back, still counted to its fault (`LOAD_CHAOS_SETTLE`).
-    pub settle: Duration,
-    /// Calm after the last fault before sending stops (`LOAD_CHAOS_TAIL`).
-    pub tail: Duration,
-    /// Longest a `kill` or `start` may take (`LOAD_CHAOS_COMMAND_TIMEOUT`).
-    pub command_timeout: Duration,
-}
-
-impl ChaosSettings {
-    /// `None` unless `LOAD_CHAOS` is `1`.
-    fn from_env() -> anyhow::Result<Option<Self>> {
-        match env_value("LOAD_CHAOS")?.as_deref() {
-            None | Some("0") => return Ok(None),
-            Some("1") => {}
-            Some(other) => bail!("LOAD_CHAOS={other:?}: expected 1 or 0"),
-        }
-        let faults = words(
-            &env_value("LOAD_CHAOS_FAULTS")?.unwrap_or_else(|| DEFAULT_CHAOS_FAULTS.to_owned()),
-        );
-        let ctl =
-            words(&env_value("LOAD_CHAOS_CTL")?.unwrap_or_else(|| DEFAULT_CHAOS_CTL.to_owned()));
-        if ctl.is_empty() {
-            bail!("LOAD_CHAOS_CTL is empty");
-        }
-        Ok(Some(Self {
-            faults,
-            ctl,
-            warmup: env_duration("LOAD_CHAOS_WARMUP", Duration::from_secs(20))?,
-            down: env_duration("LOAD_CHAOS_DOWN", Duration::from_secs(8))?,
-            settle: env_duration("LOAD_CHAOS_SETTLE", Duration::from_secs(20))?,
-            tail: env_duration("LOAD_CHAOS_TAIL", Duration::from_secs(20))?,
-            command_timeout: env_duration("LOAD_CHAOS_COMMAND_TIMEOUT", Duration::from_secs(300))?,
-        }))
-    }
+    /// The capacity mode (`LOAD_CAPACITY=1`): the rate rises in steps until
+    /// the service stops keeping up.
+    pub capacity: Option<CapacitySettings>,
 }
 
 impl Settings {
@@ -162,10 +125,36 @@ impl Settings {
         };
         let run_tag = run_tag();
         let chaos = ChaosSettings::from_env()?;
+        let duration_set = env_value("LOAD_DURATION")?
+            .map(|_| env_duration("LOAD_DURATION", Duration::ZERO))
+            .transpose()?;
+        let capacity = CapacitySettings::from_env(duration_set)?;
+        let pipeline = env_number("LOAD_PIPELINE", 1)?;
+        if pipeline == 0 {
+            bail!("LOAD_PIPELINE must be at least 1");
+        }
+        if chaos.is_some() && capacity.is_some() {
+            bail!("LOAD_CHAOS and LOAD_CAPACITY are separate runs");
+        }
+        if chaos.is_some() && pipeline > 1 {
+            // A lost socket sends its one unanswered message again; the
+            // chaos client is built around one message in flight.
+            bail!("LOAD_CHAOS runs with one ack in flight: leave LOAD_PIPELINE unset");
+        }
         // In chaos mode the nemesis ends the sending; LOAD_DURATION is a cap.
-        let (duration, grace) = match chaos {
-            Some(_) => (Duration::from_secs(30 * 60), Duration::from_secs(30)),
-            None => (Duration::from_secs(90), Duration::from_secs(10)),
+        // In capacity mode it is a cap on the steps, which make the duration.
+        let (duration, grace) = match (&chaos, &capacity) {
+            (Some(_), _) => (Duration::from_secs(30 * 60), Duration::from_secs(30)),
+            (None, Some(capacity)) => (capacity.duration(), Duration::from_secs(10)),
+            (None, None) => (Duration::from_secs(90), Duration::from_secs(10)),
+        };
+        let duration = match (&capacity, duration_set) {
+            (None, Some(set)) => set,
+            _ => duration,
+        };
+        let rate = match &capacity {
+            Some(capacity) => capacity.start,
+            None => rate,
         };
         let hosts = match env_value("LOAD_HOSTS")? {
             Some(list) => words(&list)
@@ -200,7 +189,7 @@ impl Settings {
             users,
             increase_rate,
             rate,
-            duration: env_duration("LOAD_DURATION", duration)?,
+            duration,
             grace: env_duration("LOAD_GRACE", grace)?,
             setup_timeout: env_duration("LOAD_SETUP_TIMEOUT", Duration::from_secs(60))?,
             ack_timeout: env_duration("LOAD_ACK_TIMEOUT", Duration::from_secs(10))?,
@@ -216,13 +205,19 @@ impl Settings {
             server_metric: env_value("LOAD_SERVER_METRIC")?
                 .unwrap_or_else(|| "fanout_latency_seconds".to_owned()),
             run_tag,
+            pipeline,
             chaos,
+            capacity,
         })
     }
 
-    /// Time between two messages of one chatter.
-    pub fn period(&self) -> Duration {
-        Duration::from_secs_f64(self.users as f64 / self.rate)
+    /// The total send rate over time: `LOAD_RATE` throughout, or the
+    /// capacity mode's steps.
+    pub fn plan(&self) -> RatePlan {
+        match &self.capacity {
+            Some(capacity) => capacity.plan(),
+            None => RatePlan::fixed(self.rate),
+        }
     }
 
     /// How long the ramp should take at the configured rate.

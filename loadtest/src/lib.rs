@@ -7,10 +7,13 @@
 //!
 //! - [`config`]: goose's command line plus the `LOAD_*` variables.
 //! - [`run`]: one run from start to verdict.
+//! - [`plan`]: the total rate over time (fixed, or rising in steps) and
+//!   when each chatter's messages are due.
 //! - [`chatter`]: the goose scenario (setup, then the conversation);
 //!   [`conversation`] is a chatter's send/receive logic, [`http`] its HTTP
-//!   calls, [`socket`] the lean Socket.IO client, [`payload`] the text that
-//!   carries the sequence number and send time.
+//!   calls, [`socket`] the Socket.IO clients (rust_socketio, and this
+//!   tool's own for the pipelined mode), [`payload`] the text that carries
+//!   the sequence number and send time.
 //! - [`coord`]: pairing and the common start; [`state`]: what the chatters
 //!   share.
 //! - [`ledger`]: counting sent/accepted/delivered/lost/duplicated/out of
@@ -20,7 +23,10 @@
 //! - [`report`]: `summary.json`, `latency.svg` and the terminal table.
 //! - [`chaos`]: the chaos mode: a nemesis killing backends and instances,
 //!   the history of every send, and the per-fault checker.
+//! - [`capacity`]: the capacity mode: the rate steps up until the service
+//!   stops keeping up; per-step accounting, the rules, the curve.
 
+pub mod capacity;
 pub mod chaos;
 pub mod chatter;
 pub mod clock;
@@ -31,6 +37,7 @@ pub mod http;
 pub mod latency;
 pub mod ledger;
 pub mod payload;
+pub mod plan;
 pub mod procstat;
 pub mod prometheus;
 pub mod report;

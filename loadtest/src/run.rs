@@ -1,5 +1,6 @@
 //! One run from start to finish: settings, the `/metrics` scrape before,
-//! the goose attack, the scrape after, the reports and the verdict.
+//! the goose attack (with the nemesis in chaos mode, the step controller in
+//! capacity mode), the scrape after, the reports and the verdict.
 
 use std::{fs, process::ExitCode, time::Duration};
 
@@ -7,6 +8,7 @@ use anyhow::Context;
 use goose::{config::GooseConfiguration, GooseAttack};
 
 use crate::{
+    capacity::{self, controller::Outcome, report::CapacityReport},
     chaos::{self, nemesis},
     chatter, clock,
     config::Settings,
@@ -29,17 +31,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     fs::create_dir_all(&settings.report_dir)
         .with_context(|| format!("creating {}", settings.report_dir.display()))?;
     warn_about_file_limit(settings.users);
-    println!(
-        "load: {} chatters at {} users/s, {:.1} msg/s in total ({:.2} per chatter) for {:?} + {:?} grace against {}; reports in {}",
-        settings.users,
-        settings.increase_rate,
-        settings.rate,
-        settings.rate / settings.users as f64,
-        settings.duration,
-        settings.grace,
-        settings.host,
-        settings.report_dir.display()
-    );
+    announce(&settings);
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -51,11 +43,13 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let server_metric = settings.server_metric.clone();
     let metrics_url = settings.metrics_url.clone();
     let chaos_mode = settings.chaos.is_some();
+    let capacity_mode = settings.capacity.is_some();
     let run = state::install(RunState::new(settings)?);
 
     let (stop_sampler, stopped) = tokio::sync::oneshot::channel();
     let sampler = tokio::spawn(sampler::run(run.clone(), stopped));
     let nemesis = chaos_mode.then(|| tokio::spawn(nemesis::run(run.clone())));
+    let controller = capacity_mode.then(|| tokio::spawn(capacity::controller::run(run.clone())));
     let attack = GooseAttack::initialize_with_config(goose_config)
         .context("goose configuration")?
         .register_scenario(chatter::scenario())
@@ -73,12 +67,28 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             nemesis.await.context("nemesis task")?;
         }
     }
+    let outcome = match controller {
+        // Sending never started: nothing to follow.
+        Some(controller) if run.gate.decided().is_none() => {
+            controller.abort();
+            Some(Outcome::not_measured(&run))
+        }
+        // It judges the last step shortly after sending ends.
+        Some(controller) => Some(controller.await.context("capacity controller")?),
+        None => None,
+    };
     attack.context("goose attack")?;
 
     let after = scrape(&http, &metrics_url).await;
     let server = ServerLatency::derive(&server_metric, before.as_ref(), after.as_ref());
-    let summary = Summary::build(&run, started_at, &samples, server);
+    let mut summary = Summary::build(&run, started_at, &samples, server);
+    summary.capacity = outcome
+        .as_ref()
+        .and_then(|outcome| CapacityReport::build(&run, outcome));
     print!("{}", table::render(&summary));
+    if let Some(curve) = &summary.capacity {
+        print!("{}", capacity::table::render(curve));
+    }
     report::write(&report_dir, &summary, &samples)?;
     if chaos_mode {
         let verdict = chaos::finish(&run).await?;
@@ -92,6 +102,9 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         });
     }
     println!("reports: {}", report_dir.display());
+    if let Some(curve) = &summary.capacity {
+        return Ok(capacity_exit(&summary, curve));
+    }
 
     Ok(if summary.verdict.lost > 0 {
         ExitCode::from(EXIT_LOST)
@@ -100,6 +113,50 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A capacity run is a measurement: it succeeds when it drew the curve,
+/// whatever the curve says. Lost messages still fail it (2); so do
+/// duplicates, disorder and deliveries of refused messages, which no load
+/// excuses, and a curve without a single judged step (3).
+fn capacity_exit(summary: &Summary, curve: &CapacityReport) -> ExitCode {
+    let messages = &summary.messages;
+    if messages.lost > 0 {
+        ExitCode::from(EXIT_LOST)
+    } else if !curve.measured()
+        || messages.duplicated > 0
+        || messages.out_of_order > 0
+        || messages.delivered_rejected > 0
+    {
+        ExitCode::from(EXIT_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The run's shape, before it starts.
+fn announce(settings: &Settings) {
+    let rate = match &settings.capacity {
+        Some(capacity) => format!(
+            "capacity mode: {:.0} msg/s in total, +{:.0} every {:?}, {} steps at most, fan-out p99 limit {:?},",
+            capacity.start, capacity.step, capacity.step_duration, capacity.steps, capacity.max_p99
+        ),
+        None => format!(
+            "{:.1} msg/s in total ({:.2} per chatter) for {:?},",
+            settings.rate,
+            settings.rate / settings.users as f64,
+            settings.duration
+        ),
+    };
+    println!(
+        "load: {} chatters at {} users/s, {rate} {:?} grace, {} ack(s) in flight per socket, against {}; reports in {}",
+        settings.users,
+        settings.increase_rate,
+        settings.grace,
+        settings.pipeline,
+        settings.host,
+        settings.report_dir.display()
+    );
 }
 
 /// `GET /metrics`; `None` (with a note) when it cannot be read.

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::{
+    capacity::CapacityRun,
     chaos::ChaosRun,
     config::Settings,
     coord::{Registry, StartGate},
@@ -57,6 +58,8 @@ pub struct RunState {
     pub counters: Counters,
     /// The chaos mode's history and faults; `None` outside it.
     pub chaos: Option<ChaosRun>,
+    /// The capacity mode's per-step accounts; `None` outside it.
+    pub capacity: Option<CapacityRun>,
     /// When sending ends, if decided before `LOAD_DURATION` (the nemesis
     /// decides it in chaos mode).
     sending_ends: Mutex<Option<Instant>>,
@@ -70,6 +73,7 @@ impl RunState {
             Some(_) => Some(ChaosRun::new(users)?),
             None => None,
         };
+        let capacity = settings.capacity.as_ref().map(CapacityRun::new);
         Ok(Self {
             began: Instant::now(),
             registry: Registry::new(users),
@@ -80,6 +84,7 @@ impl RunState {
             latencies: Latencies::new(),
             counters: Counters::default(),
             chaos,
+            capacity,
             sending_ends: Mutex::new(None),
             settings,
         })
@@ -91,7 +96,8 @@ impl RunState {
         lock(&self.sending_ends).map_or(planned, |end| end.min(planned))
     }
 
-    /// Ends sending at `end` (if before `LOAD_DURATION`).
+    /// Ends sending at `end` (if before `LOAD_DURATION`): the nemesis
+    /// decides it in chaos mode, the first failed step in capacity mode.
     pub fn end_sending_at(&self, end: Instant) {
         *lock(&self.sending_ends) = Some(end);
     }
@@ -154,7 +160,8 @@ pub struct Counters {
     pub ack_timeouts: AtomicU64,
     /// Acks that came after their timeout.
     pub late_acks: AtomicU64,
-    /// Messages that waited for the previous ack before leaving.
+    /// Messages that waited for an ack before leaving (the ack window,
+    /// `LOAD_PIPELINE`, was full when they were due).
     pub queued_behind_ack: AtomicU64,
     /// Messages due but never emitted (the socket had closed).
     pub unsent: AtomicU64,

@@ -18,7 +18,7 @@ use tokio::{
 
 use crate::{
     clock,
-    socket::{self, ChatSocket, Inbound, Received},
+    socket::{self, ChatSocket, Client, Inbound, Received},
     state::{Counters, RunState},
 };
 
@@ -74,13 +74,21 @@ async fn connect_and_join(
     events: &mpsc::UnboundedSender<Received>,
     connection: u32,
 ) -> Result<ChatSocket, &'static str> {
-    let socket = ChatSocket::connect(host, token, events.clone(), connection, CONNECT_TIMEOUT)
-        .await
-        .map_err(|error| match error {
-            socket::SocketError::Refused(_) => "refused",
-            socket::SocketError::Timeout => "timeout",
-            _ => "transport",
-        })?;
+    // The chaos mode keeps one ack in flight: rust_socketio carries it.
+    let socket = ChatSocket::connect(
+        Client::RustSocketio,
+        host,
+        token,
+        events.clone(),
+        connection,
+        CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|error| match error {
+        socket::SocketError::Refused(_) => "refused",
+        socket::SocketError::Timeout => "timeout",
+        _ => "transport",
+    })?;
     // A new socket has nothing in flight: one ack at a time holds.
     match socket
         .request("join", json!({ "roomId": room_id }), CONNECT_TIMEOUT)

@@ -36,12 +36,13 @@ impl Conversation {
         self.last_seen
     }
 
-    /// The socket is gone: the ack in flight will never come. Like a real
+    /// The socket is gone: the acks in flight will never come. Like a real
     /// client, the chatter sends that message again on its next socket,
     /// with the same `clientMessageId` (the contract makes that resend
     /// safe): a dead socket cannot carry an answer, so only the resend can.
     pub fn connection_lost(&mut self) {
-        if let Some(flight) = self.in_flight.take() {
+        // Newest first onto the front: they leave again in their order.
+        for flight in self.in_flight.drain().into_iter().rev() {
             if let Some(mut history) = self.history(self.index) {
                 history.unknown(flight.seq, UnknownCause::SocketLost);
             }

@@ -10,19 +10,31 @@ use std::{fs, path::Path};
 
 use anyhow::Context;
 
-use crate::{report::summary::Summary, sampler::Samples};
+use crate::{
+    capacity,
+    report::summary::{Mode, Summary},
+    sampler::Samples,
+};
 
-/// Writes `summary.json`, `samples.json` and `latency.svg` into `dir`.
+/// Writes `summary.json`, `samples.json` and `latency.svg` into `dir`, and
+/// in capacity mode `capacity.csv` and `capacity.svg`.
 pub fn write(dir: &Path, summary: &Summary, samples: &Samples) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_string_pretty(summary)?;
     fs::write(dir.join("summary.json"), json).context("writing summary.json")?;
     let json = serde_json::to_string_pretty(samples)?;
     fs::write(dir.join("samples.json"), json).context("writing samples.json")?;
+    if let Some(curve) = &summary.capacity {
+        capacity::report::write(dir, curve)?;
+    }
+    let rate = match summary.run.mode {
+        Mode::Capacity => format!("from {:.0} msg/s up", summary.run.rate),
+        Mode::Fixed | Mode::Chaos => format!("{:.0} msg/s", summary.run.rate),
+    };
     let title = format!(
-        "{} chatters, {:.0} msg/s, {:.0}s — fan-out p99 {:.1} ms, lost {}",
+        "{} chatters, {rate}, pipeline {}, {:.0}s — fan-out p99 {:.1} ms, lost {}",
         summary.run.users,
-        summary.run.rate,
+        summary.run.pipeline,
         summary.run.duration_s,
         summary.latency.fanout.p99_ms,
         summary.messages.lost

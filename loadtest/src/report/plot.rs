@@ -189,9 +189,21 @@ where
     X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
+    legend_at(chart, SeriesLabelPosition::UpperRight)
+}
+
+/// Draws the legend of a chart at `position`.
+pub(crate) fn legend_at<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
@@ -248,6 +260,7 @@ fn cpu_series(samples: &Samples, start_s: f64) -> Vec<(String, Vec<(f64, f64)>)>
     lines
 }
 
-fn to_anyhow(error: impl std::fmt::Display) -> anyhow::Error {
+/// plotters' errors as `anyhow` errors.
+pub(crate) fn to_anyhow(error: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("plot: {error}")
 }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::{
+    capacity::report::CapacityReport,
     latency::{Kind, Percentiles, SecondPoint},
     ledger::Tally,
     procstat,
@@ -12,17 +13,34 @@ use crate::{
     state::{CountersSnapshot, RunState},
 };
 
+/// Which kind of run it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One rate for `LOAD_DURATION`.
+    Fixed,
+    /// The rate rising in steps (`LOAD_CAPACITY=1`).
+    Capacity,
+    /// Faults during the load (`LOAD_CHAOS=1`).
+    Chaos,
+}
+
 /// What was asked for.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
+    /// Fixed rate, capacity steps or chaos.
+    pub mode: Mode,
     /// Target.
     pub host: String,
     /// Chatters.
     pub users: usize,
     /// Users started per second.
     pub increase_rate: f64,
-    /// Messages per second, all chatters together.
+    /// Messages per second, all chatters together (the first step's in
+    /// capacity mode).
     pub rate: f64,
+    /// Acks in flight per socket at most (`LOAD_PIPELINE`).
+    pub pipeline: usize,
     /// Sending time, seconds.
     pub duration_s: f64,
     /// Grace period, seconds.
@@ -53,7 +71,7 @@ pub struct Sockets {
 pub struct Throughput {
     /// The sending window, seconds.
     pub window_s: f64,
-    /// The configured rate.
+    /// The configured rate (averaged over the steps in capacity mode).
     pub target_per_s: f64,
     /// Emitted.
     pub sent_per_s: f64,
@@ -156,6 +174,9 @@ pub struct Summary {
     pub verdict: Verdict,
     /// Latency per second of the window.
     pub series: Vec<SecondPoint>,
+    /// The capacity curve, in capacity mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityReport>,
 }
 
 impl Summary {
@@ -184,12 +205,21 @@ impl Summary {
         let setup_s = samples.window_start.as_ref().map(|snapshot| snapshot.at_s);
         let resources = resources(samples);
         let verdict = verdict(&messages, &counters, settings.users);
+        let mode = if settings.chaos.is_some() {
+            Mode::Chaos
+        } else if settings.capacity.is_some() {
+            Mode::Capacity
+        } else {
+            Mode::Fixed
+        };
         Self {
             run: RunInfo {
+                mode,
                 host: settings.host.clone(),
                 users: settings.users,
                 increase_rate: settings.increase_rate,
                 rate: settings.rate,
+                pipeline: settings.pipeline,
                 duration_s: window_s,
                 grace_s: settings.grace.as_secs_f64(),
                 message_bytes: settings.message_bytes,
@@ -204,7 +234,7 @@ impl Summary {
             },
             throughput: Throughput {
                 window_s,
-                target_per_s: settings.rate,
+                target_per_s: settings.plan().mean_rate(window),
                 sent_per_s: per_s(messages.sent),
                 accepted_per_s: per_s(messages.accepted),
                 delivered_per_s: per_s(messages.delivered),
@@ -223,6 +253,7 @@ impl Summary {
             resources,
             verdict,
             series,
+            capacity: None,
         }
     }
 }

@@ -2,7 +2,18 @@
 
 use std::fmt::Write;
 
-use crate::{latency::Percentiles, report::summary::Summary};
+use crate::{
+    latency::Percentiles,
+    report::summary::{Mode, Summary},
+};
+
+/// The ack window in words.
+fn pipeline(acks: usize) -> String {
+    match acks {
+        1 => "one ack in flight per socket".to_owned(),
+        acks => format!("pipelined: up to {acks} acks in flight per socket"),
+    }
+}
 
 /// Renders the summary for a terminal.
 pub fn render(summary: &Summary) -> String {
@@ -10,10 +21,18 @@ pub fn render(summary: &Summary) -> String {
     let run = &summary.run;
     let rule = "=".repeat(78);
     let _ = writeln!(out, "{rule}");
+    let rate = match run.mode {
+        Mode::Capacity => format!("steps from {:.0} msg/s", run.rate),
+        Mode::Fixed | Mode::Chaos => format!("{:.0} msg/s", run.rate),
+    };
     let _ = writeln!(
         out,
-        "chat-service load: {} chatters, {:.0} msg/s for {:.0}s (grace {:.0}s) against {}",
-        run.users, run.rate, run.duration_s, run.grace_s, run.host
+        "chat-service load: {} chatters, {rate} for {:.0}s (grace {:.0}s), {} against {}",
+        run.users,
+        run.duration_s,
+        run.grace_s,
+        pipeline(run.pipeline),
+        run.host
     );
     let _ = writeln!(out, "{rule}");
     let sockets = &summary.sockets;
@@ -42,6 +61,12 @@ pub fn render(summary: &Summary) -> String {
         out,
         "messages: sent {}  accepted {}  rejected {}  delivered {}  LOST {}  duplicated {}  out-of-order {}  unconfirmed {}",
         m.sent, m.accepted, m.rejected, m.delivered, m.lost, m.duplicated, m.out_of_order, m.unconfirmed
+    );
+    let c = &summary.counters;
+    let _ = writeln!(
+        out,
+        "acks: timed out {}  late {}; messages that waited for the ack window ({}): {}",
+        c.ack_timeouts, c.late_acks, run.pipeline, c.queued_behind_ack
     );
     let _ = writeln!(out);
     let _ = writeln!(

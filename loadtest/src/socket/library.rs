@@ -1,14 +1,14 @@
-//! A lean Socket.IO client for `/chats` (rust_socketio, async).
-//!
-//! Every callback stamps the process clock first and hands the event to the
-//! chatter through a channel: the callbacks cannot reach goose's
-//! `&mut GooseUser`, and a timestamp taken in the callback does not wait for
-//! the chatter to get round to it.
+//! The socket on rust_socketio (async): the client of every run with one
+//! ack in flight per socket, and of the chaos mode.
 //!
 //! rust_socketio quirks handled here: `connect()` does not wait for the
-//! namespace CONNECT, so [`ChatSocket::connect`] waits for it; a refused
+//! namespace CONNECT, so [`LibrarySocket::connect`] waits for it; a refused
 //! handshake arrives only as an `error` callback with a string; the server's
-//! own `error` event arrives on that same callback, with an object.
+//! own `error` event arrives on that same callback, with an object. It also
+//! picks ack ids at random in 0..999, hands an ack to every waiting callback
+//! with that id and then removes the wrong entries (or panics) when two
+//! share one, so it can carry one ack at a time: see [`super::lean`] for the
+//! pipelined mode.
 
 use std::{
     sync::{Arc, Mutex},
@@ -23,73 +23,19 @@ use rust_socketio::{
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::{first_of, send, Inbound, Received, SocketError};
 use crate::{clock, latency::lock};
-
-/// An event from the server, or from the client library.
-#[derive(Debug, Clone)]
-pub enum Inbound {
-    /// A `reply`: a message of the room.
-    Reply(Value),
-    /// A `notification` (`sent` or `inbox`).
-    Notification(Value),
-    /// The server's `error` event.
-    ServerError(Value),
-    /// The ack of an emit made with [`ChatSocket::emit_tracked`].
-    Ack {
-        /// The tag given to `emit_tracked`.
-        tag: u64,
-        /// The ack's first argument.
-        data: Value,
-    },
-    /// The connection closed.
-    Closed,
-    /// The client library reported an error (transport failure and such).
-    ClientError(String),
-    /// Messages of the room read over HTTP after a reconnect, oldest first
-    /// (see [`crate::chaos::recovery`]).
-    History(Vec<Value>),
-}
-
-/// An [`Inbound`] event, when it arrived (process clock, µs) and on which
-/// of the chatter's connections.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// Arrival time, see [`crate::clock`].
-    pub at_us: u64,
-    /// The connection it came from: 0 for the first, counting up with each
-    /// reconnect, so a late `Closed` of a replaced socket is recognised.
-    pub connection: u32,
-    /// The event.
-    pub event: Inbound,
-}
-
-/// Why a socket operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    /// The transport could not be opened.
-    #[error("transport: {0}")]
-    Transport(String),
-    /// The server refused the namespace connection.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// No answer in time.
-    #[error("timed out")]
-    Timeout,
-    /// Sending failed.
-    #[error("emit: {0}")]
-    Emit(String),
-}
 
 type ConnectOutcome = Arc<Mutex<Option<oneshot::Sender<Result<(), String>>>>>;
 
-/// A connected `/chats` socket.
-pub struct ChatSocket {
+/// A connected `/chats` socket on rust_socketio.
+pub struct LibrarySocket {
     client: Client,
     events: mpsc::UnboundedSender<Received>,
     connection: u32,
 }
 
-impl ChatSocket {
+impl LibrarySocket {
     /// Opens a WebSocket to `base` with `Authorization: <token>`, joins the
     /// `/chats` namespace and waits up to `timeout` for the server to accept
     /// it. Events from then on go to `events`, marked with `connection`.
@@ -224,12 +170,12 @@ impl ChatSocket {
     /// rust_socketio picks ack ids at random in 0..999 and hands an ack to
     /// every waiting callback with that id, so two acks in flight on one
     /// client can be confused. The chatters therefore keep one ack in flight
-    /// per socket: a message scheduled while the previous ack is pending
-    /// waits for it, and since latencies are measured from the scheduled
-    /// time that wait is charged to the measurement rather than hidden. At a
-    /// few messages per second per socket and acks of milliseconds, the
-    /// wait is rare. (Correlating by `clientMessageId` and the `sent`
-    /// notification instead would lose the ack latency itself.)
+    /// per socket on this client: a message scheduled while the previous ack
+    /// is pending waits for it, and since latencies are measured from the
+    /// scheduled time that wait is charged to the measurement rather than
+    /// hidden. At a few messages per second per socket and acks of
+    /// milliseconds, the wait is rare. (Correlating by `clientMessageId` and
+    /// the `sent` notification instead would lose the ack latency itself.)
     pub async fn emit_tracked(
         &self,
         event: &str,
@@ -276,18 +222,7 @@ impl ChatSocket {
     }
 }
 
-/// Hands an event to the chatter.
-pub fn send(events: &mpsc::UnboundedSender<Received>, at_us: u64, connection: u32, event: Inbound) {
-    // A chatter that has finished drops its receiver; late events are moot.
-    let _ = events.send(Received {
-        at_us,
-        connection,
-        event,
-    });
-}
-
-/// The first argument of an event or ack (acks arrive as an array of
-/// arguments), or `Null`.
+/// The first argument of an event or ack, or `Null`.
 fn first_argument(payload: Payload) -> Value {
     #[allow(deprecated)]
     let value = match payload {
@@ -296,8 +231,5 @@ fn first_argument(payload: Payload) -> Value {
         Payload::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
         Payload::Binary(bytes) => Value::String(format!("<{} binary bytes>", bytes.len())),
     };
-    match value {
-        Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
-        other => other,
-    }
+    first_of(value)
 }

@@ -1,0 +1,143 @@
+//! The capacity mode (`LOAD_CAPACITY=1`): the total send rate rises in
+//! steps until the service stops keeping up, and the report is the curve,
+//! one row per step, with the last step that passed as the sustainable
+//! rate.
+//!
+//! - [`crate::plan`] says when each chatter's messages are due as the rate
+//!   steps up;
+//! - [`book`] accounts every message to the step it was due in (written by
+//!   [`crate::conversation`]);
+//! - [`controller`] watches the steps as they run (backlog once a second,
+//!   CPU at each boundary), judges each one shortly after it ends and ends
+//!   the sending at the first failure;
+//! - [`judge`] holds the rules: when a step fails and when the run stops;
+//! - [`report`] turns the steps into the curve: `capacity.csv` and the
+//!   `capacity` section of `summary.json`; [`table`] prints it and [`plot`]
+//!   draws `capacity.svg`.
+
+pub mod book;
+pub mod controller;
+pub mod judge;
+pub mod plot;
+pub mod report;
+pub mod table;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{clock, config::CapacitySettings, plan::RatePlan};
+
+use self::book::StepBook;
+
+/// The capacity mode's shared state.
+pub struct CapacityRun {
+    /// The rates and step times.
+    pub plan: RatePlan,
+    /// Every step's messages.
+    pub book: StepBook,
+    /// Acks `accepted`, all steps.
+    accepted: AtomicU64,
+    /// First deliveries, all steps.
+    delivered: AtomicU64,
+}
+
+impl CapacityRun {
+    /// Empty accounts for `settings`.
+    pub fn new(settings: &CapacitySettings) -> Self {
+        Self {
+            plan: settings.plan(),
+            book: StepBook::default(),
+            accepted: AtomicU64::default(),
+            delivered: AtomicU64::default(),
+        }
+    }
+
+    /// A message due at `scheduled_us` was emitted; sending started at
+    /// `start_us` (process clock, µs).
+    pub fn sent(&self, start_us: u64, scheduled_us: u64) {
+        self.book.sent(self.step(start_us, scheduled_us));
+    }
+
+    /// A message was answered at `at_us`. Its due time is unknown when the
+    /// ack came after its timeout: then only the backlog hears of it.
+    pub fn answered(&self, start_us: u64, scheduled_us: Option<u64>, at_us: u64, accepted: bool) {
+        if accepted {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(scheduled_us) = scheduled_us {
+            let latency = clock::between(scheduled_us, at_us);
+            self.book
+                .answered(self.step(start_us, scheduled_us), accepted, latency);
+        }
+    }
+
+    /// A message due at `scheduled_us` reached the partner at `at_us` (its
+    /// first copy).
+    pub fn delivered(&self, start_us: u64, scheduled_us: u64, at_us: u64) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        let latency = clock::between(scheduled_us, at_us);
+        self.book
+            .delivered(self.step(start_us, scheduled_us), latency);
+    }
+
+    /// Messages accepted and not delivered yet, all steps. (A delivery can
+    /// beat its own ack; the difference is floored at zero.)
+    pub fn backlog(&self) -> u64 {
+        let accepted = self.accepted.load(Ordering::Relaxed);
+        accepted.saturating_sub(self.delivered.load(Ordering::Relaxed))
+    }
+
+    fn step(&self, start_us: u64, scheduled_us: u64) -> usize {
+        self.plan.step_of(clock::between(start_us, scheduled_us))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn run() -> CapacityRun {
+        CapacityRun {
+            plan: RatePlan::stepped(100.0, 100.0, Duration::from_secs(5)),
+            book: StepBook::default(),
+            accepted: AtomicU64::default(),
+            delivered: AtomicU64::default(),
+        }
+    }
+
+    #[test]
+    fn a_message_in_flight_at_the_end_of_its_step_counts_for_that_step() {
+        let capacity = run();
+        let start_us = 1_000_000;
+        // Due 4.99 s into step 0; answered and delivered in step 1.
+        let due = start_us + 4_990_000;
+        capacity.sent(start_us, due);
+        capacity.answered(start_us, Some(due), due + 20_000, true);
+        capacity.delivered(start_us, due, due + 30_000);
+        let limit = Duration::from_millis(50);
+        let first = capacity.book.counts(0, limit);
+        assert_eq!((first.sent, first.accepted, first.delivered), (1, 1, 1));
+        assert_eq!(capacity.book.counts(1, limit), Default::default());
+        let latency = capacity.book.latency(0);
+        assert!(
+            (latency.fanout_p99_ms.unwrap() - 30.0).abs() < 0.5,
+            "{latency:?}"
+        );
+    }
+
+    #[test]
+    fn the_backlog_is_what_was_accepted_and_not_yet_delivered() {
+        let capacity = run();
+        for seq in 0..5 {
+            capacity.answered(0, Some(seq * 1_000), seq * 1_000 + 500, true);
+        }
+        capacity.answered(0, Some(9_000), 9_500, false);
+        capacity.delivered(0, 0, 800);
+        assert_eq!(capacity.backlog(), 4);
+        // A late ack, due time unknown, still counts as accepted.
+        capacity.answered(0, None, 20_000_000, true);
+        assert_eq!(capacity.backlog(), 5);
+        assert_eq!(capacity.book.counts(0, Duration::from_secs(1)).accepted, 5);
+    }
+}

@@ -1,0 +1,392 @@
+//! The capacity curve: one row per step, as `capacity.csv`, the `capacity`
+//! section of `summary.json`, a table on the terminal and `capacity.svg`.
+
+use std::{fmt::Write, fs, path::Path, time::Duration};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{
+    book::{StepCounts, StepLatency},
+    controller::{Outcome, Reading, StepRecord},
+    judge::{self, Criterion, Stop},
+    plot,
+};
+use crate::{sampler::Watched, state::RunState};
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Sustained.
+    Passed,
+    /// Not sustained.
+    Failed,
+    /// Cut short (or not judged) because an earlier step failed.
+    NotJudged,
+}
+
+impl Status {
+    /// Its name in `capacity.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::NotJudged => "not_judged",
+        }
+    }
+}
+
+/// One watched process during one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepProcess {
+    /// Its role.
+    pub name: String,
+    /// Cores busy on average.
+    pub cores: Option<f64>,
+    /// CPU time per message delivered, µs.
+    pub cpu_us_per_message: Option<f64>,
+}
+
+/// One step of the curve.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    /// Its number, from 0.
+    pub step: usize,
+    /// The rate asked for, msg/s.
+    pub asked_per_s: f64,
+    /// How long it sent, seconds (shorter when cut short).
+    pub window_s: f64,
+    /// Its messages emitted by the time it was judged, per second.
+    pub sent_per_s: f64,
+    /// Its messages delivered by the time it was judged, per second.
+    pub delivered_per_s: f64,
+    /// Its messages refused.
+    pub rejected: u64,
+    /// Accepted-but-undelivered at its end.
+    pub backlog_end: Option<u64>,
+    /// Fan-out and ack percentiles of its messages (all of them, after the run).
+    #[serde(flatten)]
+    pub latency: StepLatency,
+    /// CPU per watched process.
+    pub processes: Vec<StepProcess>,
+    /// Cores busy with anything not watched.
+    pub other_cores: Option<f64>,
+    /// Passed, failed or not judged.
+    pub status: Status,
+    /// What it failed on.
+    pub failed: Vec<Criterion>,
+}
+
+/// The whole curve and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityReport {
+    /// Chatters.
+    pub users: usize,
+    /// Acks in flight per socket.
+    pub pipeline: usize,
+    /// The first step's rate, msg/s.
+    pub start_per_s: f64,
+    /// The rise per step, msg/s.
+    pub step_per_s: f64,
+    /// Each step's length, seconds.
+    pub step_s: f64,
+    /// The fan-out p99 a step may reach, ms.
+    pub max_p99_ms: f64,
+    /// The highest rate to try, msg/s.
+    pub ceiling_per_s: Option<f64>,
+    /// The thresholds of the other criteria (see [`judge`]).
+    pub floors: Floors,
+    /// One row per step begun.
+    pub steps: Vec<StepRow>,
+    /// Why the stepping ended.
+    pub stop: Stop,
+    /// The same, in words.
+    pub stop_reason: String,
+    /// The last step that passed before the first failure, msg/s.
+    pub sustainable_per_s: Option<f64>,
+}
+
+/// The fixed thresholds of [`judge`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Floors {
+    /// Share of the asked messages that must leave the tool.
+    pub sending: f64,
+    /// Share of the sent messages that must be delivered.
+    pub delivery: f64,
+    /// Backlog growth over a step that fails it, as a share of its messages.
+    pub backlog_growth: f64,
+    /// Backlog growth that is noise, messages.
+    pub backlog_floor: f64,
+}
+
+impl CapacityReport {
+    /// Puts the curve together once the run is over (latencies include the
+    /// messages that arrived after their step was judged).
+    pub fn build(run: &RunState, outcome: &Outcome) -> Option<Self> {
+        let settings = run.settings.capacity.as_ref()?;
+        let capacity = run.capacity.as_ref()?;
+        let steps: Vec<StepRow> = outcome
+            .steps
+            .iter()
+            .map(|step| {
+                let counts = match &step.judged {
+                    Some(judged) => judged.counts,
+                    None => capacity.book.counts(step.index, settings.max_p99),
+                };
+                let latency = capacity.book.latency(step.index);
+                row(
+                    step,
+                    &outcome.watched,
+                    counts,
+                    latency,
+                    settings.step_duration,
+                )
+            })
+            .collect();
+        let curve: Vec<(f64, bool)> = steps
+            .iter()
+            .filter(|row| row.status != Status::NotJudged)
+            .map(|row| (row.asked_per_s, row.status == Status::Passed))
+            .collect();
+        Some(Self {
+            users: run.settings.users,
+            pipeline: run.settings.pipeline,
+            start_per_s: settings.start,
+            step_per_s: settings.step,
+            step_s: settings.step_duration.as_secs_f64(),
+            max_p99_ms: settings.max_p99.as_secs_f64() * 1000.0,
+            ceiling_per_s: settings.ceiling,
+            floors: Floors {
+                sending: judge::SENDING_FLOOR,
+                delivery: judge::DELIVERY_FLOOR,
+                backlog_growth: judge::BACKLOG_GROWTH,
+                backlog_floor: judge::BACKLOG_FLOOR,
+            },
+            steps,
+            stop_reason: outcome.stop.describe(),
+            stop: outcome.stop.clone(),
+            sustainable_per_s: judge::sustainable(&curve),
+        })
+    }
+
+    /// True when at least one step was judged.
+    pub fn measured(&self) -> bool {
+        self.steps.iter().any(|row| row.status != Status::NotJudged)
+    }
+}
+
+/// One step's row. Rates are over the step's planned length when it was
+/// judged (its messages are those due in it), CPU over the time between
+/// the two readings.
+fn row(
+    step: &StepRecord,
+    watched: &[Watched],
+    counts: StepCounts,
+    latency: StepLatency,
+    planned: Duration,
+) -> StepRow {
+    let measured_s = step
+        .ended
+        .as_ref()
+        .map_or(0.0, |ended| ended.at_s - step.began.at_s)
+        .max(1e-9);
+    let window_s = match step.judged {
+        Some(_) => planned.as_secs_f64(),
+        None => measured_s,
+    };
+    let per_s = |count: u64| count as f64 / window_s;
+    let delivered_per_s = per_s(counts.delivered);
+    let used = |cpu: fn(&Reading, usize) -> Option<f64>, index: usize| {
+        let ended = step.ended.as_ref()?;
+        Some((cpu(ended, index)? - cpu(&step.began, index)?).max(0.0))
+    };
+    let process_cpu = |reading: &Reading, index: usize| reading.cpu_s.get(index).copied().flatten();
+    let processes: Vec<StepProcess> = watched
+        .iter()
+        .enumerate()
+        .map(|(index, watched)| {
+            let cpu_s = used(process_cpu, index);
+            StepProcess {
+                name: watched.name.clone(),
+                cores: cpu_s.map(|cpu| cpu / measured_s),
+                cpu_us_per_message: cpu_s
+                    .filter(|_| counts.delivered > 0)
+                    .map(|cpu| cpu * 1e6 / counts.delivered as f64),
+            }
+        })
+        .collect();
+    let watched_cores: f64 = processes.iter().filter_map(|process| process.cores).sum();
+    let other_cores = used(|reading, _| reading.machine_busy_s, 0)
+        .map(|busy| (busy / measured_s - watched_cores).max(0.0));
+    let (status, failed) = match &step.judged {
+        Some(judged) if judged.failed.is_empty() => (Status::Passed, Vec::new()),
+        Some(judged) => (Status::Failed, judged.failed.clone()),
+        None => (Status::NotJudged, Vec::new()),
+    };
+    StepRow {
+        step: step.index,
+        asked_per_s: step.asked,
+        window_s,
+        sent_per_s: per_s(counts.sent),
+        delivered_per_s,
+        rejected: counts.rejected,
+        backlog_end: step.backlog.last().copied(),
+        latency,
+        processes,
+        other_cores,
+        status,
+        failed,
+    }
+}
+
+/// Writes `capacity.csv` and `capacity.svg` into `dir`.
+pub fn write(dir: &Path, report: &CapacityReport) -> anyhow::Result<()> {
+    fs::write(dir.join("capacity.csv"), csv(report)).context("writing capacity.csv")?;
+    plot::draw(&dir.join("capacity.svg"), report)
+}
+
+/// One line per step; the per-process columns are named after the process.
+pub fn csv(report: &CapacityReport) -> String {
+    let mut out = String::from(
+        "step,asked_per_s,window_s,sent_per_s,delivered_per_s,rejected,backlog_end,\
+         fanout_p50_ms,fanout_p99_ms,ack_p50_ms,ack_p99_ms",
+    );
+    let names: Vec<&str> = report
+        .steps
+        .first()
+        .map(|row| row.processes.iter().map(|p| p.name.as_str()).collect())
+        .unwrap_or_default();
+    for name in &names {
+        let _ = write!(out, ",{name}_cores,{name}_cpu_us_per_msg");
+    }
+    out.push_str(",other_cores,status,failed\n");
+    let number = |value: Option<f64>| value.map_or_else(String::new, |v| format!("{v:.3}"));
+    for row in &report.steps {
+        let _ = write!(
+            out,
+            "{},{:.1},{:.3},{:.2},{:.2},{},{},{},{},{},{}",
+            row.step,
+            row.asked_per_s,
+            row.window_s,
+            row.sent_per_s,
+            row.delivered_per_s,
+            row.rejected,
+            row.backlog_end.map_or_else(String::new, |b| b.to_string()),
+            number(row.latency.fanout_p50_ms),
+            number(row.latency.fanout_p99_ms),
+            number(row.latency.ack_p50_ms),
+            number(row.latency.ack_p99_ms),
+        );
+        for process in &row.processes {
+            let _ = write!(
+                out,
+                ",{},{}",
+                number(process.cores),
+                number(process.cpu_us_per_message)
+            );
+        }
+        let failed: Vec<&str> = row.failed.iter().map(|c| c.name()).collect();
+        let _ = writeln!(
+            out,
+            ",{},{},{}",
+            number(row.other_cores),
+            row.status.name(),
+            failed.join("+")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::controller::Judged;
+
+    fn reading(at_s: f64, cpu_s: Vec<Option<f64>>, busy_s: f64) -> Reading {
+        Reading {
+            at_s,
+            cpu_s,
+            machine_busy_s: Some(busy_s),
+        }
+    }
+
+    fn watched() -> Vec<Watched> {
+        ["service", "loadtest"]
+            .into_iter()
+            .enumerate()
+            .map(|(pid, name)| Watched {
+                name: name.to_owned(),
+                pid: pid as u32,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_step_row_turns_cpu_time_into_cores_and_microseconds_per_message() {
+        // 10 s at 100 msg/s: the service used 2 s of CPU, the tool 1 s, the
+        // machine 4 s in all.
+        let step = StepRecord {
+            index: 3,
+            asked: 100.0,
+            began: reading(30.0, vec![Some(5.0), Some(1.0)], 50.0),
+            ended: Some(reading(40.0, vec![Some(7.0), Some(2.0)], 54.0)),
+            backlog: vec![1, 2, 0, 3],
+            judged: Some(Judged {
+                counts: StepCounts {
+                    sent: 1_000,
+                    accepted: 1_000,
+                    rejected: 0,
+                    delivered: 1_000,
+                    slow: 0,
+                },
+                failed: Vec::new(),
+            }),
+        };
+        let counts = step.judged.as_ref().unwrap().counts;
+        let row = row(
+            &step,
+            &watched(),
+            counts,
+            StepLatency::default(),
+            Duration::from_secs(10),
+        );
+        assert_eq!(row.status, Status::Passed);
+        assert!((row.sent_per_s - 100.0).abs() < 1e-9);
+        assert_eq!(row.backlog_end, Some(3));
+        let service = &row.processes[0];
+        assert!((service.cores.unwrap() - 0.2).abs() < 1e-9);
+        assert!((service.cpu_us_per_message.unwrap() - 2_000.0).abs() < 1e-6);
+        assert!((row.processes[1].cpu_us_per_message.unwrap() - 1_000.0).abs() < 1e-6);
+        assert!((row.other_cores.unwrap() - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_step_cut_short_is_reported_over_the_time_it_ran_and_not_judged() {
+        let step = StepRecord {
+            index: 4,
+            asked: 200.0,
+            began: reading(40.0, vec![None, Some(2.0)], 54.0),
+            ended: Some(reading(41.0, vec![None, Some(2.5)], 55.0)),
+            backlog: Vec::new(),
+            judged: None,
+        };
+        let counts = StepCounts {
+            sent: 200,
+            delivered: 150,
+            ..StepCounts::default()
+        };
+        let row = row(
+            &step,
+            &watched(),
+            counts,
+            StepLatency::default(),
+            Duration::from_secs(10),
+        );
+        assert_eq!(row.status, Status::NotJudged);
+        assert!((row.sent_per_s - 200.0).abs() < 1e-9);
+        assert!((row.delivered_per_s - 150.0).abs() < 1e-9);
+        assert_eq!(row.processes[0].cores, None);
+        assert_eq!(row.backlog_end, None);
+    }
+}
