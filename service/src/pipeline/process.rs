@@ -174,7 +174,7 @@ impl Processor {
     /// Sends with `send`, holding it while the adapter is not settled and
     /// waiting out Redis outages. True when it went out; false when it
     /// failed [`EMIT_TRIES`] times while the adapter was fine.
-    async fn until_sent<'a, F, Sent>(
+    async fn until_sent<F, Sent>(
         &self,
         what: &str,
         stop: &watch::Receiver<bool>,
@@ -182,7 +182,7 @@ impl Processor {
     ) -> Result<bool, Stopping>
     where
         F: FnMut() -> Sent,
-        Sent: Future<Output = Result<(), FanoutError>> + 'a,
+        Sent: Future<Output = Result<(), FanoutError>>,
     {
         let mut outage = Outage::new("redis", stop);
         let mut tries = 0;
