@@ -45,6 +45,8 @@ pub struct RealtimeSettings {
     /// Rooms whose participants are kept in memory
     /// (`ROOM_CACHE_CAPACITY`, default 100000).
     pub room_cache_capacity: usize,
+    /// Most members a group may have (`ROOM_MAX_MEMBERS`, default 1000).
+    pub room_max_members: usize,
     /// How long a `clientMessageId` is remembered for resends
     /// (`CLIENT_MESSAGE_ID_TTL_SECONDS`, default 1 day).
     pub client_message_id_ttl: Duration,
@@ -287,6 +289,9 @@ impl Settings {
                 room_cache_capacity: usize::try_from(parse("ROOM_CACHE_CAPACITY", "100000")?)
                     .unwrap_or(usize::MAX)
                     .max(1),
+                room_max_members: usize::try_from(parse("ROOM_MAX_MEMBERS", "1000")?)
+                    .unwrap_or(usize::MAX)
+                    .max(2),
                 client_message_id_ttl: Duration::from_secs(
                     parse("CLIENT_MESSAGE_ID_TTL_SECONDS", "86400")?.max(1),
                 ),

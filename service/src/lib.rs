@@ -26,6 +26,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod membership;
 pub mod passwords;
 pub mod pipeline;
 pub mod realtime;

@@ -18,6 +18,7 @@ use crate::{
     config::{CassandraSettings, RedisSettings, Settings},
     http::{self, AppState},
     limits::Limits,
+    membership::{groups::Groups, Membership},
     pipeline::{
         accept::Acceptor,
         claims::{Claims, MemoryClaims, RedisClaims},
@@ -30,7 +31,7 @@ use crate::{
         topics::Topics,
         Bus,
     },
-    realtime::{self, membership::Membership, RealtimeState, RedisLink},
+    realtime::{self, RealtimeState, RedisLink},
     sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
     store::{
         cassandra::{self, CassandraStore},
@@ -159,12 +160,13 @@ impl Application {
             ),
             _ => Limits::local(realtime.rate_per_second, realtime.rate_burst),
         });
+        let membership = Arc::new(Membership::new(
+            storage.rooms.clone(),
+            realtime.room_cache_capacity,
+        ));
         let realtime_state = RealtimeState {
             sessions: sessions.clone(),
-            membership: Arc::new(Membership::new(
-                storage.rooms.clone(),
-                realtime.room_cache_capacity,
-            )),
+            membership: membership.clone(),
             limits: limits.clone(),
             acceptor: Arc::new(Acceptor::new(
                 bus,
@@ -174,11 +176,20 @@ impl Application {
             )),
         };
         let messages = storage.messages.clone();
+        let rooms = storage.rooms.clone();
         let store_probe = storage.probe.clone();
         let gateway = realtime::build(realtime_state, adapter, realtime.frame_limit).await?;
         let sockets = gateway.fanout.clone();
+        let groups = Arc::new(Groups::new(
+            storage.rooms.clone(),
+            storage.accounts.clone(),
+            sockets.clone(),
+            realtime.room_max_members,
+        ));
         let state = AppState {
             storage,
+            membership,
+            groups,
             sessions,
             sockets: sockets.clone(),
             probes,
@@ -188,7 +199,12 @@ impl Application {
         };
         let router = gateway.serve_on(http::router(state, settings.body_limit));
 
-        let processor = Arc::new(Processor::new(messages, store_probe, sockets.clone()));
+        let processor = Arc::new(Processor::new(
+            messages,
+            rooms,
+            store_probe,
+            sockets.clone(),
+        ));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let consumers = match (&settings.kafka, &kafka_bus, queue) {
             (Some(settings), Some(bus), _) => {

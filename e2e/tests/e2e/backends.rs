@@ -59,10 +59,13 @@ async fn migrations_applied_twice_to_a_fresh_keyspace_change_nothing_the_second_
     assert_eq!(
         tables,
         [
+            "groups_by_id",
+            "members_by_room",
             "message_buckets_by_room",
             "messages_by_room",
             "rooms_by_id",
             "rooms_by_pair",
+            "rooms_by_user",
             "schema_migrations",
             "users_by_id",
             "users_by_username",

@@ -54,7 +54,7 @@ pub struct Message {
     pub room_id: RoomId,
     /// Who sent it.
     pub author_id: UserId,
-    /// Always `"private"`.
+    /// The room's kind: `"private"` or `"group"`.
     #[serde(rename = "type")]
     pub kind: String,
     /// What was said.
@@ -92,6 +92,12 @@ impl Message {
             client_message_id,
         }
     }
+
+    /// The same message, sent to a room of `kind`.
+    pub fn in_room_of(mut self, kind: super::RoomKind) -> Self {
+        kind.as_str().clone_into(&mut self.kind);
+        self
+    }
 }
 
 /// Which slice of a room's history to read. Results are always newest first.
@@ -116,7 +122,7 @@ impl HistoryPage {
     }
 }
 
-mod rfc3339_millis {
+pub(crate) mod rfc3339_millis {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 

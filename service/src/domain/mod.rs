@@ -4,10 +4,12 @@
 mod account;
 mod ids;
 mod message;
+mod room;
 
 pub use account::{DisplayName, Password, User, Username};
 pub use ids::{MessageId, MessageIdGenerator, RoomId, UserId};
 pub use message::{HistoryPage, Message, MessageContent, MessageText, MAX_MESSAGE_CHARS};
+pub use room::{Audience, Room, RoomKind, RoomName, MAX_ROOM_NAME_CHARS};
 
 /// Why an input was refused; the text is shown to the client as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,6 +4,7 @@
 mod accounts;
 mod docs;
 pub mod extract;
+mod groups;
 mod health;
 mod rooms;
 pub mod throttle;
@@ -26,6 +27,7 @@ use tower_http::trace::TraceLayer;
 use crate::{
     error::error_body,
     limits::Limits,
+    membership::{groups::Groups, Membership},
     pipeline::fanout::Fanout,
     sessions::Sessions,
     store::{Probe, Storage},
@@ -36,6 +38,10 @@ use crate::{
 pub struct AppState {
     /// Accounts, rooms, messages.
     pub storage: Storage,
+    /// Who is in which room.
+    pub membership: Arc<Membership>,
+    /// Changes to groups.
+    pub groups: Arc<Groups>,
     /// Login sessions.
     pub sessions: Arc<dyn Sessions>,
     /// The sockets of every instance, to end a session's sockets.
@@ -61,6 +67,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/accounts/me"),
     ("GET", "/api/v1/accounts"),
     ("GET", "/api/v1/rooms"),
+    ("POST", "/api/v1/rooms"),
+    ("GET", "/api/v1/rooms/{roomId}"),
+    ("POST", "/api/v1/rooms/{roomId}/members"),
+    ("DELETE", "/api/v1/rooms/{roomId}/members/me"),
     ("GET", "/api/v1/rooms/{roomId}/messages"),
     ("GET", "/health"),
     ("GET", "/ready"),

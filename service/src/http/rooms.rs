@@ -1,8 +1,9 @@
-//! `/api/v1/rooms`: the private room of two users, and its history.
+//! `/api/v1/rooms`: the private room of two users, and a room's history.
+//! Groups are in [`super::groups`].
 
 use axum::{
     extract::{Path, State},
-    routing::get,
+    routing::{delete, get, post},
     Router,
 };
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     accounts::parse_limit,
     extract::{AuthUser, Query},
-    AppState,
+    groups, AppState,
 };
 use crate::{
     domain::{HistoryPage, Message, MessageId, RoomId, UserId},
@@ -23,7 +24,10 @@ const MAX_PAGE: usize = 100;
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/rooms", get(private_room))
+        .route("/api/v1/rooms", get(private_room).post(groups::create))
+        .route("/api/v1/rooms/{room_id}", get(groups::get))
+        .route("/api/v1/rooms/{room_id}/members", post(groups::add_members))
+        .route("/api/v1/rooms/{room_id}/members/me", delete(groups::leave))
         .route("/api/v1/rooms/{room_id}/messages", get(history))
 }
 
@@ -102,8 +106,12 @@ async fn history(
 ) -> Result<axum::Json<Vec<Message>>> {
     let room = RoomId::parse(&room_id)?;
     let page = parse_page(&query)?;
-    let participants = state.storage.rooms.participants(room).await?;
-    if !participants.is_some_and(|users| users.contains(&caller.id)) {
+    if state
+        .membership
+        .audience_of(room, caller.id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::NotFound("room not found".to_owned()));
     }
     Ok(axum::Json(

@@ -19,7 +19,7 @@ use std::{sync::Arc, time::Duration};
 
 use super::{claims::Claims, node_id::IdSource, now_ms, Bus, BusError, MessageCreated};
 use crate::{
-    domain::{Message, MessageId, MessageText, RoomId, UserId},
+    domain::{Audience, Message, MessageId, MessageText, RoomId, UserId},
     store::StoreError,
 };
 
@@ -39,8 +39,8 @@ pub enum AcceptError {
 pub struct Submission {
     /// Who sends it.
     pub author: UserId,
-    /// The other participant.
-    pub recipient: UserId,
+    /// Who hears of it besides the room's joined sockets.
+    pub audience: Audience,
     /// Where it goes.
     pub room: RoomId,
     /// What it says.
@@ -118,8 +118,12 @@ impl Acceptor {
                 submission.author,
                 &submission.text,
                 submission.client_message_id.clone(),
-            ),
-            recipient_id: submission.recipient,
+            )
+            .in_room_of(submission.audience.kind()),
+            recipient_id: match submission.audience {
+                Audience::Peer(peer) => Some(peer),
+                Audience::Group => None,
+            },
             origin_socket: Some(submission.origin_socket),
             accepted_at_ms: now_ms(),
             attempt: 1,
@@ -185,7 +189,7 @@ mod tests {
     fn submission(author: UserId, client_id: Option<&str>) -> Submission {
         Submission {
             author,
-            recipient: UserId::random(),
+            audience: Audience::Peer(UserId::random()),
             room: RoomId::random(),
             text: MessageText::parse("hi").unwrap(),
             client_message_id: client_id.map(str::to_owned),

@@ -75,6 +75,10 @@ impl Fanout for RecordingFanout {
         Ok(())
     }
 
+    async fn leave(&self, _: Vec<String>, _: String) -> Result<(), FanoutError> {
+        Ok(())
+    }
+
     async fn disconnect(&self, _: Vec<String>) -> Result<(), FanoutError> {
         Ok(())
     }
@@ -137,7 +141,7 @@ pub fn event() -> MessageCreated {
     let id = MessageIdGenerator::new(0).next_id();
     MessageCreated {
         message: Message::new_text(id, RoomId::random(), UserId::random(), &text, None),
-        recipient_id: UserId::random(),
+        recipient_id: Some(UserId::random()),
         origin_socket: Some("sid1".to_owned()),
         accepted_at_ms: 0,
         attempt: 1,

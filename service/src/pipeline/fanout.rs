@@ -31,16 +31,17 @@ pub fn session_channel(session: &str) -> String {
 }
 
 /// A stored message, ready to be told to the room, its author and the
-/// peer: the `reply` to the room's joined sockets but the sending one,
-/// `sent` to the author's sockets, `inbox` to the peer's sockets that have
-/// not joined the room.
+/// other members: the `reply` to the room's joined sockets but the sending
+/// one, `sent` to the author's sockets, `inbox` to the other members'
+/// sockets that have not joined the room.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub message_id: MessageId,
     pub room_id: RoomId,
     pub author_id: UserId,
-    pub recipient_id: UserId,
+    /// The members who get `inbox`: every member but the author.
+    pub inbox: Vec<UserId>,
     /// The socket that sent it, which does not get the `reply`.
     pub origin_socket: Option<String>,
     /// The message as the `reply` event carries it, encoded once.
@@ -69,6 +70,10 @@ pub trait Fanout: Send + Sync {
     /// even when it is handed over more than once (a Kafka re-delivery, a
     /// retry after an outage).
     async fn deliver(&self, delivery: &Delivery) -> Result<(), FanoutError>;
+
+    /// Takes the sockets in any of `to` out of the Socket.IO room `room`,
+    /// on every instance; returns once every instance has done it.
+    async fn leave(&self, to: Vec<String>, room: String) -> Result<(), FanoutError>;
 
     /// Disconnects the sockets in any of `to`, on every instance.
     async fn disconnect(&self, to: Vec<String>) -> Result<(), FanoutError>;

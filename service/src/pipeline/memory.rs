@@ -109,12 +109,17 @@ mod tests {
     use crate::{
         domain::{HistoryPage, Message},
         pipeline::doubles::{event, Emit, FlakyStore, RecordingFanout},
-        store::Messages,
+        store::{memory::MemoryStore, Messages},
     };
 
     async fn run(store: Arc<FlakyStore>, events: &[MessageCreated]) -> Arc<RecordingFanout> {
         let fanout = Arc::new(RecordingFanout::default());
-        let processor = Arc::new(Processor::new(store.clone(), store, fanout.clone()));
+        let processor = Arc::new(Processor::new(
+            store.clone(),
+            Arc::new(MemoryStore::default()),
+            store,
+            fanout.clone(),
+        ));
         let (bus, queue) = channel();
         let (stop, stopped) = watch::channel(false);
         let consumer = spawn_consumer(queue, processor, stopped);
@@ -141,7 +146,7 @@ mod tests {
         assert_eq!(deliveries.len(), 1);
         let delivery = &deliveries[0];
         assert_eq!(delivery.message_id, message.id);
-        assert_eq!(delivery.recipient_id, event.recipient_id);
+        assert_eq!(delivery.inbox, Vec::from_iter(event.recipient_id));
         assert_eq!(delivery.origin_socket.as_deref(), Some("sid1"));
         let reply: Message = serde_json::from_str(delivery.reply.get()).unwrap();
         assert_eq!(&reply, message);

@@ -63,8 +63,10 @@ pub const MAX_STORE_ATTEMPTS: u32 = 3;
 pub struct MessageCreated {
     /// The message, as history will hold it.
     pub message: Message,
-    /// The other participant of the private room, for the `inbox` notice.
-    pub recipient_id: UserId,
+    /// The other participant of a private room, for the `inbox` notice.
+    /// Absent for a group: its members are read when it is delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_id: Option<UserId>,
     /// The socket that sent it: it gets no `reply` of its own message,
     /// and hears about a final failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,5 @@
 //! The one place a created message is handled, whichever bus carried it:
-//! store it, then tell the room, the author and the peer.
+//! store it, then tell the room, the author and the other members.
 //!
 //! # Outages and failures
 //!
@@ -35,7 +35,10 @@ use super::{
     outage::{Outage, Stopping},
     MessageCreated,
 };
-use crate::store::{Messages, Probe, StoreError};
+use crate::{
+    domain::UserId,
+    store::{Messages, Probe, Rooms, StoreError},
+};
 
 /// How long the store's probe may take to tell an outage.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -61,20 +64,24 @@ impl From<Stopping> for ProcessError {
 /// Stores created messages and fans them out.
 pub struct Processor {
     messages: Arc<dyn Messages>,
+    rooms: Arc<dyn Rooms>,
     store: Arc<dyn Probe>,
     fanout: Arc<dyn Fanout>,
 }
 
 impl Processor {
-    /// A processor writing to `messages` (whose backend `store` probes) and
-    /// delivering through `fanout`.
+    /// A processor writing to `messages`, reading groups' members from
+    /// `rooms` (whose backend `store` probes), and delivering through
+    /// `fanout`.
     pub fn new(
         messages: Arc<dyn Messages>,
+        rooms: Arc<dyn Rooms>,
         store: Arc<dyn Probe>,
         fanout: Arc<dyn Fanout>,
     ) -> Self {
         Self {
             messages,
+            rooms,
             store,
             fanout,
         }
@@ -96,27 +103,37 @@ impl Processor {
             attempt = event.attempt,
         );
         async {
-            self.store(event, stop).await?;
-            self.deliver(event, stop).await?;
+            let inbox = self.store(event, stop).await?;
+            self.deliver(event, inbox, stop).await?;
             Ok(())
         }
         .instrument(span)
         .await
     }
 
+    /// Stores the message and reads who gets its `inbox`: the peer of a
+    /// private room, or the group's members at this moment (in the room's
+    /// ordered worker, so a member who left before is not told).
     async fn store(
         &self,
         event: &MessageCreated,
         stop: &watch::Receiver<bool>,
-    ) -> Result<(), ProcessError> {
+    ) -> Result<Vec<UserId>, ProcessError> {
         let mut outage = Outage::new(self.store.name(), stop);
         loop {
             let started = Instant::now();
-            let Err(error) = self.messages.save(&event.message).await else {
-                metrics::histogram!("message_store_duration_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                metrics::counter!("messages_stored_total").increment(1);
-                return Ok(());
+            let stored = async {
+                self.messages.save(&event.message).await?;
+                self.inbox_of(event).await
+            };
+            let error = match stored.await {
+                Ok(inbox) => {
+                    metrics::histogram!("message_store_duration_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    metrics::counter!("messages_stored_total").increment(1);
+                    return Ok(inbox);
+                }
+                Err(error) => error,
             };
             if self.store_answers().await {
                 metrics::counter!("messages_failed_total", "stage" => "store").increment(1);
@@ -125,6 +142,18 @@ impl Processor {
             }
             outage.wait(&error).await?;
         }
+    }
+
+    async fn inbox_of(&self, event: &MessageCreated) -> Result<Vec<UserId>, StoreError> {
+        let author = event.message.author_id;
+        Ok(match event.recipient_id {
+            Some(peer) => vec![peer],
+            None => {
+                let mut members = self.rooms.members(event.message.room_id).await?;
+                members.retain(|member| *member != author);
+                members
+            }
+        })
     }
 
     async fn store_answers(&self) -> bool {
@@ -139,6 +168,7 @@ impl Processor {
     async fn deliver(
         &self,
         event: &MessageCreated,
+        inbox: Vec<UserId>,
         stop: &watch::Receiver<bool>,
     ) -> Result<(), Stopping> {
         let message = &event.message;
@@ -153,7 +183,7 @@ impl Processor {
             message_id: message.id,
             room_id: message.room_id,
             author_id: message.author_id,
-            recipient_id: event.recipient_id,
+            inbox,
             origin_socket: event.origin_socket.clone(),
             reply,
         };
@@ -250,7 +280,10 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::pipeline::doubles::{event, FlakyStore, RecordingFanout};
+    use crate::{
+        pipeline::doubles::{event, FlakyStore, RecordingFanout},
+        store::memory::MemoryStore,
+    };
 
     struct Setup {
         store: Arc<FlakyStore>,
@@ -261,7 +294,12 @@ mod tests {
     fn setup() -> Setup {
         let store = Arc::new(FlakyStore::default());
         let fanout = Arc::new(RecordingFanout::default());
-        let processor = Arc::new(Processor::new(store.clone(), store.clone(), fanout.clone()));
+        let processor = Arc::new(Processor::new(
+            store.clone(),
+            Arc::new(MemoryStore::default()),
+            store.clone(),
+            fanout.clone(),
+        ));
         Setup {
             store,
             fanout,

@@ -76,6 +76,27 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
             .map_err(|error| FanoutError(error.to_string()))
     }
 
+    async fn leave(&self, to: Vec<String>, room: String) -> Result<(), FanoutError> {
+        let sockets = self.namespace()?;
+        sockets
+            .clone()
+            .to(to.clone())
+            .leave(room)
+            .await
+            .map_err(|error| FanoutError(error.to_string()))?;
+        if self.adapter.is_some() {
+            // The adapter publishes the leave without waiting for the other
+            // instances. Each of them handles its requests in order, so
+            // once all have answered this fetch, all have left the room.
+            sockets
+                .to(to)
+                .fetch_sockets()
+                .await
+                .map_err(|error| FanoutError(error.to_string()))?;
+        }
+        Ok(())
+    }
+
     async fn disconnect(&self, to: Vec<String>) -> Result<(), FanoutError> {
         self.namespace()?
             .to(to)
@@ -180,12 +201,21 @@ impl<A: Adapter> LocalDelivery<A> {
                 .to(user_channel(delivery.author_id))
                 .emit("notification", &sent)
                 .await,
-            sockets
-                .local()
-                .to(user_channel(delivery.recipient_id))
-                .except(room)
-                .emit("notification", &inbox)
-                .await,
+            if delivery.inbox.is_empty() {
+                Ok(())
+            } else {
+                sockets
+                    .local()
+                    .to(delivery
+                        .inbox
+                        .iter()
+                        .copied()
+                        .map(user_channel)
+                        .collect::<Vec<_>>())
+                    .except(room)
+                    .emit("notification", &inbox)
+                    .await
+            },
         ];
         for error in emits.into_iter().filter_map(Result::err) {
             // Local emits fail only on a socket's full buffer (a client that

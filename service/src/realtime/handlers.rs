@@ -93,7 +93,7 @@ async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReaso
     tracing::info!(socket = %socket.id, reason = ?reason, "socket disconnected");
 }
 
-/// `join {roomId}`: participants only.
+/// `join {roomId}`: members only.
 async fn on_join<A: Adapter>(
     socket: SocketRef<A>,
     Extension(user): Extension<UserId>,
@@ -105,7 +105,7 @@ async fn on_join<A: Adapter>(
     let joined = async {
         let room = room_of(payload)?;
         Span::current().record("room_id", field::display(room));
-        match state.membership.peer_of(room, user).await {
+        match state.membership.audience_of(room, user).await {
             Ok(Some(_)) => Ok(room),
             Ok(None) => Err(Failure::new(SocketError::RoomNotFound, Some(room))),
             Err(error) => Err(Failure::new(error, Some(room))),
@@ -182,17 +182,24 @@ async fn send(
         metrics::counter!("messages_failed_total", "stage" => "rate_limited").increment(1);
         return Err(Failure::new(SocketError::RateLimited, Some(room)));
     }
-    let recipient = state
+    let audience = state
         .membership
-        .peer_of(room, user)
+        .audience_of(room, user)
         .await
         .map_err(|error| Failure::new(error, Some(room)))?
         .ok_or_else(|| Failure::new(SocketError::RoomNotFound, Some(room)))?;
+    if audience.kind() != request.kind {
+        let expected = audience.kind().as_str();
+        return Err(Failure::new(
+            SocketError::BadRequest(format!("type must be {expected:?} in this room")),
+            Some(room),
+        ));
+    }
     let accepted = state
         .acceptor
         .accept(Submission {
             author: user,
-            recipient,
+            audience,
             room,
             text: request.text,
             client_message_id: request.client_message_id,

@@ -3,7 +3,6 @@
 //! - [`auth`]: the handshake guard (token from header or auth payload).
 //! - [`handlers`]: `join`, `leave`, `message`.
 //! - [`payload`]: hand-written parsing, so every bad shape is answered.
-//! - [`membership`]: room participants, cached in process.
 //! - [`respond`] and [`error`]: answers on the ack or as an `error` event.
 //! - [`session`]: a socket ends with its login session (logout, expiry).
 //! - [`fanout`]: the pipeline's emits, through the local or Redis adapter.
@@ -25,7 +24,6 @@ pub mod auth;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
-pub mod membership;
 pub mod payload;
 pub mod redis_driver;
 pub mod relay;
@@ -41,13 +39,13 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 
 use self::{
     fanout::{LocalDelivery, SocketFanout},
-    membership::Membership,
     redis_driver::{AdapterHealth, HealingDriver},
     relay::Relay,
 };
 use crate::{
     config::RedisSettings,
     limits::Limits,
+    membership::Membership,
     pipeline::{accept::Acceptor, fanout::Fanout},
     sessions::Sessions,
 };

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::domain::{MessageText, ParseError, RoomId};
+use crate::domain::{MessageText, ParseError, RoomId, RoomKind};
 
 /// Longest accepted `clientMessageId`, in characters.
 pub const MAX_CLIENT_MESSAGE_ID_CHARS: usize = 128;
@@ -12,6 +12,8 @@ pub const MAX_CLIENT_MESSAGE_ID_CHARS: usize = 128;
 /// A valid `message` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendRequest {
+    /// The kind of room the client says it sends to.
+    pub kind: RoomKind,
     /// The room it goes to.
     pub room: RoomId,
     /// Its text.
@@ -49,13 +51,10 @@ pub fn room_hint(value: &Value) -> Option<RoomId> {
 }
 
 /// A `message` payload:
-/// `{"type": "private", "roomId", "content": {"type": "text", "message"}, "clientMessageId"?}`.
+/// `{"type": "private" | "group", "roomId", "content": {"type": "text", "message"}, "clientMessageId"?}`.
 pub fn parse_message(value: &Value) -> Result<SendRequest, ParseError> {
     let fields = object(value, "payload")?;
-    let kind = string(fields, "type")?;
-    if kind != "private" {
-        return Err(ParseError(format!("unknown message type {kind:?}")));
-    }
+    let kind = RoomKind::parse(string(fields, "type")?)?;
     let room = RoomId::parse(string(fields, "roomId")?)?;
     let content = match fields.get("content") {
         None | Some(Value::Null) => return Err(ParseError("content is required".to_owned())),
@@ -81,6 +80,7 @@ pub fn parse_message(value: &Value) -> Result<SendRequest, ParseError> {
         }
     };
     Ok(SendRequest {
+        kind,
         room,
         text,
         client_message_id,
@@ -106,6 +106,7 @@ mod tests {
     fn a_valid_message_parses() {
         let room = RoomId::random();
         let request = parse_message(&valid(room)).unwrap();
+        assert_eq!(request.kind, RoomKind::Private);
         assert_eq!(request.room, room);
         assert_eq!(request.text.as_str(), "hello");
         assert_eq!(request.client_message_id.as_deref(), Some("c-1"));
@@ -116,7 +117,8 @@ mod tests {
         let room = RoomId::random();
         let mut cases = vec![json!(null), json!("text"), json!(42), json!([valid(room)])];
         let edits: Vec<(&str, Value)> = vec![
-            ("/type", json!("group")),
+            ("/type", json!("channel")),
+            ("/type", json!("Private")),
             ("/type", json!(1)),
             ("/roomId", json!("not-a-uuid")),
             ("/roomId", json!(7)),

@@ -2,14 +2,17 @@
 //! and it serves one process only; the start-up log says so loudly.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::RwLock,
 };
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
-use super::{Account, Accounts, Messages, Probe, Rooms, StoreError};
-use crate::domain::{HistoryPage, Message, MessageId, RoomId, User, UserId, Username};
+use super::{Account, Accounts, Added, Messages, Probe, Rooms, StoreError};
+use crate::domain::{
+    HistoryPage, Message, MessageId, Room, RoomId, RoomKind, RoomName, User, UserId, Username,
+};
 
 /// All state in maps behind locks; no lock is held across an await.
 #[derive(Default)]
@@ -29,7 +32,14 @@ struct AccountMaps {
 #[derive(Default)]
 struct RoomMaps {
     by_pair: HashMap<(UserId, UserId), RoomId>,
-    by_id: HashMap<RoomId, [UserId; 2]>,
+    by_id: HashMap<RoomId, ([UserId; 2], DateTime<Utc>)>,
+    groups: HashMap<RoomId, Group>,
+}
+
+struct Group {
+    name: Option<RoomName>,
+    created_at: DateTime<Utc>,
+    members: BTreeSet<UserId>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -87,12 +97,88 @@ impl Rooms for MemoryStore {
         }
         let room = RoomId::random();
         maps.by_pair.insert(pair, room);
-        maps.by_id.insert(room, [pair.0, pair.1]);
+        maps.by_id.insert(room, ([pair.0, pair.1], Utc::now()));
         Ok(room)
     }
 
     async fn participants(&self, room: RoomId) -> Result<Option<[UserId; 2]>, StoreError> {
-        Ok(read(&self.rooms).by_id.get(&room).copied())
+        Ok(read(&self.rooms).by_id.get(&room).map(|(pair, _)| *pair))
+    }
+
+    async fn room(&self, room: RoomId) -> Result<Option<Room>, StoreError> {
+        let maps = read(&self.rooms);
+        if let Some((pair, created_at)) = maps.by_id.get(&room) {
+            return Ok(Some(Room {
+                room_id: room,
+                kind: RoomKind::Private,
+                name: None,
+                participant_ids: pair.to_vec(),
+                created_at: *created_at,
+            }));
+        }
+        Ok(maps.groups.get(&room).map(|group| Room {
+            room_id: room,
+            kind: RoomKind::Group,
+            name: group.name.clone(),
+            participant_ids: group.members.iter().copied().collect(),
+            created_at: group.created_at,
+        }))
+    }
+
+    async fn create_group(&self, room: &Room) -> Result<(), StoreError> {
+        write(&self.rooms).groups.insert(
+            room.room_id,
+            Group {
+                name: room.name.clone(),
+                created_at: room.created_at,
+                members: room.participant_ids.iter().copied().collect(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        Ok(read(&self.rooms)
+            .groups
+            .get(&room)
+            .is_some_and(|group| group.members.contains(&user)))
+    }
+
+    async fn members(&self, room: RoomId) -> Result<Vec<UserId>, StoreError> {
+        Ok(read(&self.rooms)
+            .groups
+            .get(&room)
+            .map(|group| group.members.iter().copied().collect())
+            .unwrap_or_default())
+    }
+
+    async fn add_members(
+        &self,
+        room: RoomId,
+        users: &[UserId],
+        max: usize,
+    ) -> Result<Added, StoreError> {
+        let mut maps = write(&self.rooms);
+        let Some(group) = maps.groups.get_mut(&room) else {
+            return Ok(Added::NoGroup);
+        };
+        let new: BTreeSet<UserId> = users
+            .iter()
+            .copied()
+            .filter(|user| !group.members.contains(user))
+            .collect();
+        if group.members.len() + new.len() > max {
+            return Ok(Added::OverLimit);
+        }
+        group.members.extend(new.iter().copied());
+        Ok(Added::Members(new.into_iter().collect()))
+    }
+
+    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        Ok(write(&self.rooms)
+            .groups
+            .get_mut(&room)
+            .is_some_and(|group| group.members.remove(&user)))
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{HistoryPage, Message, RoomId, User, UserId, Username};
+use crate::domain::{HistoryPage, Message, Room, RoomId, User, UserId, Username};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +62,45 @@ pub trait Accounts: Send + Sync {
     async fn list(&self, after: Option<&Username>, limit: usize) -> Result<Vec<User>, StoreError>;
 }
 
-/// Private rooms of two users.
+/// What adding members to a group came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// These users were not members and are now (the others already were).
+    Members(Vec<UserId>),
+    /// The group would have more than the limit; nothing changed.
+    OverLimit,
+    /// There is no such group.
+    NoGroup,
+}
+
+/// Rooms: private rooms of two users, and groups.
 #[async_trait]
 pub trait Rooms: Send + Sync {
     /// The one room of the two users, created on first call. Concurrent
     /// calls, from either side, get the same id.
     async fn private_room(&self, a: UserId, b: UserId) -> Result<RoomId, StoreError>;
-    /// The two participants of a room, or `None` if it does not exist.
+    /// The two participants of a private room, or `None` if there is no
+    /// such private room.
     async fn participants(&self, room: RoomId) -> Result<Option<[UserId; 2]>, StoreError>;
+    /// A room of either kind with its members, or `None` if it does not exist.
+    async fn room(&self, room: RoomId) -> Result<Option<Room>, StoreError>;
+    /// Stores a new group with its members.
+    async fn create_group(&self, room: &Room) -> Result<(), StoreError>;
+    /// Whether `user` is a member of the group `room` (false for private
+    /// rooms and unknown ids).
+    async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    /// The members of the group `room`, in id order (empty when unknown).
+    async fn members(&self, room: RoomId) -> Result<Vec<UserId>, StoreError>;
+    /// Adds `users` to the group `room` unless it would then have more than
+    /// `max` members. Concurrent calls cannot together pass the limit.
+    async fn add_members(
+        &self,
+        room: RoomId,
+        users: &[UserId],
+        max: usize,
+    ) -> Result<Added, StoreError>;
+    /// Takes `user` out of the group `room`; true when they were a member.
+    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
 }
 
 /// Message history.

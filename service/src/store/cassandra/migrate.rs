@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_messages.cql",
         cql: include_str!("../../../migrations/0003_messages.cql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_groups.cql",
+        cql: include_str!("../../../migrations/0004_groups.cql"),
+    },
 ];
 
 /// Splits a CQL file into statements, dropping `--` comment lines.

@@ -3,6 +3,7 @@
 //! `service/migrations/` and is applied by [`migrate::apply`].
 
 mod accounts;
+mod groups;
 mod messages;
 pub mod migrate;
 mod rooms;
@@ -100,6 +101,7 @@ struct Statements {
     messages_latest: PreparedStatement,
     messages_before: PreparedStatement,
     messages_after: PreparedStatement,
+    groups: groups::Statements,
 }
 
 impl CassandraStore {
@@ -223,6 +225,7 @@ impl Statements {
                  WHERE room_id = ? AND bucket = ? AND id > ? ORDER BY id ASC LIMIT ?"
             ))
             .await?,
+            groups: groups::Statements::prepare(session, keyspace).await?,
         })
     }
 }

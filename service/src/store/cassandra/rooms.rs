@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use super::{unavailable, was_applied, CassandraStore};
 use crate::{
-    domain::{RoomId, UserId},
-    store::{Rooms, StoreError},
+    domain::{Room, RoomId, RoomKind, UserId},
+    store::{Added, Rooms, StoreError},
 };
 
 impl CassandraStore {
@@ -58,15 +58,21 @@ impl Rooms for CassandraStore {
                 }
             }
         };
-        // Written on every call, so a crash between the two writes heals.
+        // Written on every call, so a crash between the writes heals.
+        let now = Utc::now();
         self.session
             .execute_unpaged(
                 &self.statements.insert_room_by_id,
-                (room, pair.0, pair.1, Utc::now()),
+                (room, pair.0, pair.1, now),
             )
             .await
             .map_err(unavailable)?;
-        Ok(RoomId(room))
+        let room = RoomId(room);
+        for user in [a, b] {
+            self.record_room_of(room, RoomKind::Private, user, now)
+                .await?;
+        }
+        Ok(room)
     }
 
     async fn participants(&self, room: RoomId) -> Result<Option<[UserId; 2]>, StoreError> {
@@ -81,5 +87,37 @@ impl Rooms for CassandraStore {
             .maybe_first_row::<(Uuid, Uuid)>()
             .map_err(unavailable)?
             .map(|(low, high)| [UserId(low), UserId(high)]))
+    }
+
+    async fn room(&self, room: RoomId) -> Result<Option<Room>, StoreError> {
+        match self.private_room_row(room).await? {
+            Some(private) => Ok(Some(private)),
+            None => self.group(room).await,
+        }
+    }
+
+    async fn create_group(&self, room: &Room) -> Result<(), StoreError> {
+        self.insert_group(room).await
+    }
+
+    async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        self.is_group_member(room, user).await
+    }
+
+    async fn members(&self, room: RoomId) -> Result<Vec<UserId>, StoreError> {
+        self.group_members(room).await
+    }
+
+    async fn add_members(
+        &self,
+        room: RoomId,
+        users: &[UserId],
+        max: usize,
+    ) -> Result<Added, StoreError> {
+        self.add_group_members(room, users, max).await
+    }
+
+    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        self.remove_group_member(room, user).await
     }
 }
