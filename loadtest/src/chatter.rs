@@ -1,7 +1,8 @@
 //! The goose scenario: each goose user is one chatter.
 //!
-//! - `setup` (on start): register, learn the partner's id, look up the
-//!   pair's private room, open the socket, join.
+//! - `setup` (on start): register, find the room ([`room`]: the pair's
+//!   private room, or the group room its first member creates), open the
+//!   socket, join.
 //! - `converse` (the one iteration): wait for the common start, send on
 //!   schedule ([`crate::plan`]) for the run's duration, keep listening
 //!   through the grace period, hand every timing to goose, close the
@@ -17,13 +18,15 @@ use goose::prelude::*;
 use serde_json::json;
 use tokio::{sync::mpsc, time::Instant};
 
+mod room;
+
 use crate::{
     chaos::{
         recovery::{self, CatchUp},
         Identity,
     },
-    conversation::{Conversation, Timing},
-    coord::{partner_of, SlotState},
+    conversation::{Conversation, RoomMate, Timing},
+    coord::SlotState,
     http,
     latency::lock,
     socket::{ChatSocket, Client, Received},
@@ -89,6 +92,11 @@ async fn setup(user: &mut GooseUser) -> TransactionResult {
         }
         Err(error) => {
             run.registry.publish(index, SlotState::Failed);
+            let rooms = run.settings.rooms();
+            if rooms.is_group() && rooms.creator(index) == index {
+                // Its room-mates wait for the room it will not make.
+                run.rooms.fail(rooms.room_of(index));
+            }
             run.counters.setup_failed(error.stage);
             eprintln!(
                 "chatter {index}: setup failed ({:?}): {}",
@@ -117,18 +125,8 @@ async fn establish(
     run.registry
         .publish(index, SlotState::Registered(user_id.clone()));
 
-    // The partner starts right after or right before this chatter; the wait
-    // is bounded so a partner that failed does not hold this one forever.
     let deadline = Instant::now() + settings.setup_timeout;
-    let partner_id = run
-        .registry
-        .user_id(partner_of(index), deadline)
-        .await
-        .ok_or_else(|| "partner did not register in time".to_owned())
-        .map_err(at(SetupStage::Partner))?;
-    let room_id = http::room(user, &token, &partner_id)
-        .await
-        .map_err(at(SetupStage::Room))?;
+    let room_id = room::find(user, run, index, &token, deadline).await?;
 
     let (sender, events) = mpsc::unbounded_channel();
     let instance = index % settings.hosts.len();
@@ -193,14 +191,13 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
         return Ok(());
     };
     let start = run.gate.start(run.start_deadline()).await;
-    let partner = partner_of(chatter.index);
-    if !run.registry.joined(partner, start).await {
+    let Some(room_mates) = room_mates(&run, chatter.index, start).await else {
         Counters::bump(&run.counters.partner_missing);
         lock(&run.ledgers[chatter.index]).finish();
         chatter.socket.disconnect().await;
         run.counters.socket_closed();
         return Ok(());
-    }
+    };
 
     let settings = &run.settings;
     // Open loop: every message's due time is fixed in advance; a chatter
@@ -214,7 +211,7 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
     let mut conversation = Conversation::new(
         run.clone(),
         chatter.index,
-        partner,
+        room_mates,
         chatter.user_id.clone(),
         chatter.room_id.clone(),
         start,
@@ -268,6 +265,26 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
     conversation.close();
     chatter.socket.disconnect().await;
     Ok(())
+}
+
+/// The other members of chatter `index`'s room, once all of them joined
+/// it; `None` when one did not by `start`. A room is complete or silent:
+/// every message then has every other member to reach, and no member
+/// waits for messages that will never come.
+async fn room_mates(run: &RunState, index: usize, start: Instant) -> Option<Vec<RoomMate>> {
+    let rooms = run.settings.rooms();
+    let mut mates = Vec::with_capacity(rooms.recipients());
+    for member in rooms.others(index) {
+        if !run.registry.joined(member, start).await {
+            return None;
+        }
+        mates.push(RoomMate {
+            index: member,
+            user_id: run.registry.id_of(member)?,
+            slot: rooms.slot(member, index)?,
+        });
+    }
+    Some(mates)
 }
 
 /// Opens a new socket after the old one was lost, joins the room and starts

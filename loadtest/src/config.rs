@@ -3,7 +3,8 @@
 //!
 //! Goose parses `--host`, `--users`, `--increase-rate`, `--report-file` and
 //! the rest; this module fills in this tool's defaults where they were not
-//! given and reads the `LOAD_*` variables (see `loadtest/README.md`).
+//! given, takes this tool's own `--room-size` ([`room_size`]) and reads the
+//! `LOAD_*` variables (see `loadtest/README.md`).
 
 use std::{env, path::PathBuf, time::Duration};
 
@@ -12,11 +13,12 @@ use goose::config::GooseConfiguration;
 
 mod capacity;
 mod chaos;
+pub mod room_size;
 
 pub use capacity::CapacitySettings;
 pub use chaos::ChaosSettings;
 
-use crate::plan::RatePlan;
+use crate::{coord::Rooms, plan::RatePlan};
 
 /// Target when `--host` is not given.
 pub const DEFAULT_HOST: &str = "http://127.0.0.1:3000";
@@ -37,8 +39,11 @@ pub struct Settings {
     /// its socket on `hosts[i % len]`, so partners sit on different
     /// instances when there are two.
     pub hosts: Vec<String>,
-    /// Number of chatters (`--users`); even, as chatters come in pairs.
+    /// Number of chatters (`--users`); a multiple of the room size.
     pub users: usize,
+    /// Chatters per room (`--room-size`, `LOAD_ROOM_SIZE`, default 2): 2 is
+    /// a pair in its private room, more a group room.
+    pub room_size: usize,
     /// Users started per second (`--increase-rate`, or derived from `--increase-time`).
     pub increase_rate: f64,
     /// Messages per second, all chatters together (`LOAD_RATE`).
@@ -81,18 +86,20 @@ pub struct Settings {
 
 impl Settings {
     /// Fills goose's configuration with this tool's defaults and reads the
-    /// environment. The report files goose writes are put in the report
-    /// directory unless `--report-file` was given.
-    pub fn resolve(goose: &mut GooseConfiguration) -> anyhow::Result<Self> {
+    /// environment; `room_size` is the `--room-size` flag, if given. The
+    /// report files goose writes are put in the report directory unless
+    /// `--report-file` was given.
+    pub fn resolve(
+        goose: &mut GooseConfiguration,
+        room_size: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let host = goose
             .host
             .get_or_insert_with(|| DEFAULT_HOST.to_owned())
             .trim_end_matches('/')
             .to_owned();
         let users = *goose.users.get_or_insert(DEFAULT_USERS);
-        if users < 2 || !users.is_multiple_of(2) {
-            bail!("--users must be an even number of at least 2 (chatters come in pairs), got {users}");
-        }
+        let room_size = room_size::resolve(room_size, users)?;
         let increase_rate = match (&goose.increase_rate, &goose.increase_time) {
             (Some(rate), _) => rate
                 .parse::<f64>()
@@ -135,6 +142,10 @@ impl Settings {
         }
         if chaos.is_some() && capacity.is_some() {
             bail!("LOAD_CHAOS and LOAD_CAPACITY are separate runs");
+        }
+        if chaos.is_some() && room_size > 2 {
+            // The history, the catch-up and the checker follow one partner.
+            bail!("LOAD_CHAOS runs with pairs: leave --room-size (LOAD_ROOM_SIZE) at 2");
         }
         if chaos.is_some() && pipeline > 1 {
             // A lost socket sends its one unanswered message again; the
@@ -187,6 +198,7 @@ impl Settings {
             host,
             hosts,
             users,
+            room_size,
             increase_rate,
             rate,
             duration,
@@ -218,6 +230,11 @@ impl Settings {
             Some(capacity) => capacity.plan(),
             None => RatePlan::fixed(self.rate),
         }
+    }
+
+    /// How the chatters are put in rooms.
+    pub fn rooms(&self) -> Rooms {
+        Rooms::new(self.room_size)
     }
 
     /// How long the ramp should take at the configured rate.

@@ -1,6 +1,8 @@
 //! One chatter's side of its conversation once it is set up: sending on
 //! schedule with up to `LOAD_PIPELINE` acks in flight (one by default), and
-//! making sense of what arrives ([`receive`]).
+//! making sense of what arrives ([`receive`]): every room-mate's messages,
+//! each timed from its scheduled send to this recipient, and to its first
+//! and last recipient.
 //!
 //! It knows nothing of goose: what goose should record comes back as
 //! [`Timing`]s, which the transaction hands to
@@ -50,13 +52,35 @@ pub struct Timing {
     pub error: Option<String>,
 }
 
+/// Another member of the chatter's room.
+#[derive(Debug, Clone)]
+pub struct RoomMate {
+    /// Its chatter index.
+    pub index: usize,
+    /// Its user id, the `authorId` of its messages.
+    pub user_id: String,
+    /// This chatter's slot in its ledger ([`crate::coord::Rooms::slot`]).
+    pub slot: usize,
+}
+
+/// A room-mate as a message's author: who, and where this chatter's
+/// deliveries go in its ledger.
+#[derive(Debug, Clone, Copy)]
+struct Author {
+    index: usize,
+    slot: usize,
+}
+
 /// A chatter's sending and receiving state.
 pub struct Conversation {
     run: Arc<RunState>,
     index: usize,
-    partner: usize,
+    /// The room-mates by user id.
+    authors: HashMap<String, Author>,
     user_id: String,
     room_id: String,
+    /// `"private"` in a pair's room, `"group"` in a group room.
+    message_type: &'static str,
     /// When sending started (process clock, µs), for the per-second series.
     start_us: u64,
     next_seq: u64,
@@ -76,18 +100,19 @@ pub struct Conversation {
     connection: u32,
     /// The instance (index into `LOAD_HOSTS`) the socket is on.
     instance: usize,
-    /// The highest id of the partner's messages received, where a catch-up
-    /// starts.
+    /// The highest id of the room-mates' messages received, where a
+    /// catch-up starts.
     last_seen: Option<u64>,
 }
 
 impl Conversation {
-    /// The conversation of chatter `index` (user `user_id`) in `room_id`,
-    /// sending from `start` on a socket to `instance`.
+    /// The conversation of chatter `index` (user `user_id`) with
+    /// `room_mates` in `room_id`, sending from `start` on a socket to
+    /// `instance`.
     pub fn new(
         run: Arc<RunState>,
         index: usize,
-        partner: usize,
+        room_mates: Vec<RoomMate>,
         user_id: String,
         room_id: String,
         start: Instant,
@@ -95,12 +120,28 @@ impl Conversation {
     ) -> Self {
         let resilient = run.chaos.is_some();
         let pipeline = run.settings.pipeline;
+        let message_type = if run.settings.rooms().is_group() {
+            "group"
+        } else {
+            "private"
+        };
+        let authors = room_mates
+            .into_iter()
+            .map(|mate| {
+                let author = Author {
+                    index: mate.index,
+                    slot: mate.slot,
+                };
+                (mate.user_id, author)
+            })
+            .collect();
         Self {
             run,
             index,
-            partner,
+            authors,
             user_id,
             room_id,
+            message_type,
             start_us: clock::micros(start.into_std()),
             next_seq: 0,
             backlog: VecDeque::new(),
@@ -154,7 +195,7 @@ impl Conversation {
     ) -> bool {
         let settings = &self.run.settings;
         let data = json!({
-            "type": "private",
+            "type": self.message_type,
             "roomId": self.room_id,
             "content": {
                 "type": "text",
@@ -162,7 +203,7 @@ impl Conversation {
             },
             "clientMessageId": payload::client_message_id(&settings.run_tag, self.index, seq),
         });
-        // Counted as sent before it leaves: the partner may see it first.
+        // Counted as sent before it leaves: a room-mate may see it first.
         lock(&self.run.ledgers[self.index]).sent(seq);
         if let Some(mut history) = self.history(self.index) {
             history.emitted(seq, scheduled_us, clock::now_micros(), self.instance);
@@ -242,15 +283,18 @@ impl Conversation {
         }
     }
 
-    /// Finished, and nothing more is expected: the partner's stream is all
-    /// delivered and every `sent` notification came.
+    /// Finished, and nothing more is expected: every room-mate's stream is
+    /// all delivered here and every `sent` notification came.
     pub fn done(&self) -> bool {
         // In chaos mode an unanswered message may still arrive: listen on
         // to the end of the grace period.
         !self.resilient
             && self.finished
             && self.awaiting_notice.is_empty()
-            && lock(&self.run.ledgers[self.partner]).settled()
+            && self
+                .authors
+                .values()
+                .all(|author| lock(&self.run.ledgers[author.index]).settled_for(author.slot))
     }
 
     /// Accounts for what never happened, when the chatter stops.

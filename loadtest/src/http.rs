@@ -44,7 +44,7 @@ pub async fn me(user: &mut GooseUser, token: &str) -> Result<String, CallError> 
     string_field(&answer, "id")
 }
 
-/// `GET /api/v1/rooms?peerId=`; returns the room id.
+/// `GET /api/v1/rooms?peerId=`: the pair's private room; returns its id.
 pub async fn room(user: &mut GooseUser, token: &str, peer: &str) -> Result<String, CallError> {
     let path = format!("/api/v1/rooms?peerId={peer}");
     let builder = user
@@ -52,6 +52,29 @@ pub async fn room(user: &mut GooseUser, token: &str, peer: &str) -> Result<Strin
         .map_err(|error| format!("room: {error}"))?
         .header("Authorization", token);
     let name = "/api/v1/rooms?peerId=";
+    let request = GooseRequest::builder()
+        .name(name)
+        .set_request_builder(builder)
+        .build();
+    let answer = send(user, request, name).await?;
+    string_field(&answer, "roomId")
+}
+
+/// `POST /api/v1/rooms`: a group room named `name` of the caller and
+/// `participants`; returns the room id.
+pub async fn create_room(
+    user: &mut GooseUser,
+    token: &str,
+    name: &str,
+    participants: &[String],
+) -> Result<String, CallError> {
+    let body = serde_json::json!({ "name": name, "participantIds": participants });
+    let builder = user
+        .get_request_builder(&GooseMethod::Post, "/api/v1/rooms")
+        .map_err(|error| format!("create room: {error}"))?
+        .header("Authorization", token)
+        .json(&body);
+    let name = "/api/v1/rooms";
     let request = GooseRequest::builder()
         .name(name)
         .set_request_builder(builder)

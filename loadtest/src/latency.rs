@@ -16,14 +16,21 @@ const HIGHEST_MICROS: u64 = 600_000_000;
 /// What was timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Scheduled send → the partner's `reply`.
+    /// Scheduled send → a recipient's `reply`: every delivery, to each
+    /// other member of the room.
     Fanout,
+    /// Scheduled send → the `reply` of the message's first recipient.
+    FanoutFirst,
+    /// Scheduled send → the `reply` of its last recipient, when every other
+    /// member of the room has it. In a pair, first and last are the
+    /// partner's one `reply`.
+    FanoutLast,
     /// Scheduled send → the ack `accepted`.
     Ack,
     /// Scheduled send → the author's `sent` notification.
     SentNotice,
     /// The service's `createdAt` (its accept time, whole ms, wall clock) →
-    /// the partner's `reply`: the server-side part of fan-out plus the
+    /// a recipient's `reply`: the server-side part of fan-out plus the
     /// delivery over the socket, without this tool's send path.
     CreatedToReply,
     /// Scheduled send → the emit actually leaving this process: the load
@@ -37,6 +44,8 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Fanout => "fanout",
+            Kind::FanoutFirst => "fanout_first",
+            Kind::FanoutLast => "fanout_last",
             Kind::Ack => "ack",
             Kind::SentNotice => "sent_notice",
             Kind::CreatedToReply => "created_to_reply",
@@ -56,6 +65,8 @@ pub struct Percentiles {
     pub p50_ms: f64,
     /// 90th percentile.
     pub p90_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
     /// 99.9th percentile.
@@ -75,6 +86,7 @@ impl Percentiles {
             mean_ms: histogram.mean() / 1000.0,
             p50_ms: ms(histogram.value_at_quantile(0.5)),
             p90_ms: ms(histogram.value_at_quantile(0.9)),
+            p95_ms: ms(histogram.value_at_quantile(0.95)),
             p99_ms: ms(histogram.value_at_quantile(0.99)),
             p999_ms: ms(histogram.value_at_quantile(0.999)),
             max_ms: ms(histogram.max()),
@@ -94,7 +106,7 @@ struct Second {
 pub struct SecondPoint {
     /// Seconds since sending started.
     pub second: u64,
-    /// `reply` events received in this second.
+    /// Deliveries (`reply` events) received in this second.
     pub delivered: u64,
     /// Acks received in this second.
     pub acked: u64,
@@ -111,6 +123,8 @@ pub struct SecondPoint {
 /// The run's latency histograms.
 pub struct Latencies {
     fanout: Mutex<Histogram<u64>>,
+    fanout_first: Mutex<Histogram<u64>>,
+    fanout_last: Mutex<Histogram<u64>>,
     ack: Mutex<Histogram<u64>>,
     sent_notice: Mutex<Histogram<u64>>,
     created_to_reply: Mutex<Histogram<u64>>,
@@ -125,6 +139,8 @@ impl Latencies {
             || Histogram::new_with_bounds(1, HIGHEST_MICROS, 3).expect("constant bounds are valid");
         Self {
             fanout: Mutex::new(whole()),
+            fanout_first: Mutex::new(whole()),
+            fanout_last: Mutex::new(whole()),
             ack: Mutex::new(whole()),
             sent_notice: Mutex::new(whole()),
             created_to_reply: Mutex::new(whole()),
@@ -165,6 +181,8 @@ impl Latencies {
     fn whole(&self, kind: Kind) -> &Mutex<Histogram<u64>> {
         match kind {
             Kind::Fanout => &self.fanout,
+            Kind::FanoutFirst => &self.fanout_first,
+            Kind::FanoutLast => &self.fanout_last,
             Kind::Ack => &self.ack,
             Kind::SentNotice => &self.sent_notice,
             Kind::CreatedToReply => &self.created_to_reply,
@@ -224,6 +242,7 @@ mod tests {
         let p = latencies.percentiles(Kind::Fanout);
         assert_eq!(p.count, 100);
         assert!((p.p50_ms - 50.0).abs() < 0.1, "{p:?}");
+        assert!((p.p95_ms - 95.0).abs() < 0.1, "{p:?}");
         assert!((p.p99_ms - 99.0).abs() < 0.1, "{p:?}");
         assert!((p.max_ms - 100.0).abs() < 0.1, "{p:?}");
         assert_eq!(latencies.percentiles(Kind::Ack).count, 0);

@@ -1,7 +1,8 @@
-//! Load tool for chat-service: thousands of chatters in pairs, each on its
-//! own Socket.IO connection, sending at a fixed total rate, with fan-out
-//! and ack latencies measured from the scheduled send time and every
-//! message accounted for.
+//! Load tool for chat-service: thousands of chatters in pairs (or in group
+//! rooms of `--room-size`), each on its own Socket.IO connection, sending at
+//! a fixed total rate, with fan-out (to every recipient, and to each
+//! message's first and last) and ack latencies measured from the scheduled
+//! send time and every delivery accounted for.
 //!
 //! # Layout
 //!
@@ -14,10 +15,11 @@
 //!   calls, [`socket`] the Socket.IO clients (rust_socketio, and this
 //!   tool's own for the pipelined mode), [`payload`] the text that carries
 //!   the sequence number and send time.
-//! - [`coord`]: pairing and the common start; [`state`]: what the chatters
-//!   share.
-//! - [`ledger`]: counting sent/accepted/delivered/lost/duplicated/out of
-//!   order; [`latency`]: HDR histograms; [`clock`]: the one monotonic clock.
+//! - [`coord`]: who shares a room with whom, the group rooms made, and the
+//!   common start; [`state`]: what the chatters share.
+//! - [`ledger`]: counting sent/accepted, and per recipient delivered/lost/
+//!   duplicated/out of order; [`latency`]: HDR histograms; [`clock`]: the
+//!   one monotonic clock.
 //! - [`prometheus`]: the service's `/metrics` and percentiles from bucket
 //!   deltas; [`procstat`] and [`sampler`]: CPU and memory from `/proc`.
 //! - [`report`]: `summary.json`, `latency.svg` and the terminal table.

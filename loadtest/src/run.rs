@@ -5,13 +5,13 @@
 use std::{fs, process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use goose::{config::GooseConfiguration, GooseAttack};
+use goose::GooseAttack;
 
 use crate::{
     capacity::{self, controller::Outcome, report::CapacityReport},
     chaos::{self, nemesis},
     chatter, clock,
-    config::Settings,
+    config::{room_size, Settings},
     prometheus::Scrape,
     report::{self, server::ServerLatency, summary::Summary, table},
     sampler,
@@ -26,8 +26,8 @@ const EXIT_PROBLEMS: u8 = 3;
 /// Runs the load test described by the command line and environment.
 pub async fn run() -> anyhow::Result<ExitCode> {
     clock::origin();
-    let mut goose_config = GooseConfiguration::parse_args_default_or_exit();
-    let settings = Settings::resolve(&mut goose_config)?;
+    let (mut goose_config, room_size) = room_size::command_line()?;
+    let settings = Settings::resolve(&mut goose_config, room_size.as_deref())?;
     fs::create_dir_all(&settings.report_dir)
         .with_context(|| format!("creating {}", settings.report_dir.display()))?;
     warn_about_file_limit(settings.users);
@@ -148,8 +148,12 @@ fn announce(settings: &Settings) {
             settings.duration
         ),
     };
+    let rooms = match settings.room_size {
+        2 => "in pairs".to_owned(),
+        size => format!("in group rooms of {size}"),
+    };
     println!(
-        "load: {} chatters at {} users/s, {rate} {:?} grace, {} ack(s) in flight per socket, against {}; reports in {}",
+        "load: {} chatters {rooms} at {} users/s, {rate} {:?} grace, {} ack(s) in flight per socket, against {}; reports in {}",
         settings.users,
         settings.increase_rate,
         settings.grace,

@@ -1,5 +1,6 @@
-//! The state every chatter shares with the run: settings, the pairing
-//! registry, the start gate, the message ledgers, latencies and counters.
+//! The state every chatter shares with the run: settings, the registry of
+//! who is who, the group rooms made, the start gate, the message ledgers,
+//! latencies and counters.
 //!
 //! Goose transactions are plain functions of `&mut GooseUser`, so this
 //! lives in a process-wide cell set once before the attack starts.
@@ -20,7 +21,7 @@ use crate::{
     capacity::CapacityRun,
     chaos::ChaosRun,
     config::Settings,
-    coord::{Registry, StartGate},
+    coord::{Registry, RoomBoard, StartGate},
     latency::{lock, Latencies},
     ledger::{StreamLedger, Tally},
 };
@@ -48,9 +49,12 @@ pub struct RunState {
     pub began: Instant,
     /// Who registered and joined.
     pub registry: Registry,
+    /// The group rooms, as their creators make them (unused for pairs).
+    pub rooms: RoomBoard,
     /// One start time for all.
     pub gate: StartGate,
-    /// One ledger per author, indexed by chatter.
+    /// One ledger per author, indexed by chatter, with a slot for each of
+    /// its room-mates.
     pub ledgers: Vec<Mutex<StreamLedger>>,
     /// Latency histograms.
     pub latencies: Latencies,
@@ -69,17 +73,26 @@ impl RunState {
     /// Fresh state for `settings`.
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let users = settings.users;
+        let rooms = settings.rooms();
         let chaos = match settings.chaos {
             Some(_) => Some(ChaosRun::new(users)?),
             None => None,
         };
-        let capacity = settings.capacity.as_ref().map(CapacityRun::new);
+        let capacity = settings
+            .capacity
+            .as_ref()
+            .map(|capacity| CapacityRun::new(capacity, rooms.recipients()));
         Ok(Self {
             began: Instant::now(),
             registry: Registry::new(users),
+            rooms: RoomBoard::new(if rooms.is_group() {
+                users / rooms.size()
+            } else {
+                0
+            }),
             gate: StartGate::new(users, START_LEAD),
             ledgers: (0..users)
-                .map(|_| Mutex::new(StreamLedger::default()))
+                .map(|_| Mutex::new(StreamLedger::new(rooms.recipients())))
                 .collect(),
             latencies: Latencies::new(),
             counters: Counters::default(),
@@ -132,9 +145,11 @@ impl RunState {
 pub enum SetupStage {
     /// `POST /accounts/register` or `GET /accounts/me`.
     Register,
-    /// The partner never registered.
+    /// The partner (a room-mate, for the first member of a group room)
+    /// never registered.
     Partner,
-    /// `GET /rooms?peerId=`.
+    /// `GET /rooms?peerId=`, or `POST /rooms` (by the group room's first
+    /// member, which the others wait for).
     Room,
     /// The Socket.IO connection.
     Connect,
@@ -150,7 +165,8 @@ pub struct Counters {
     /// Most sockets open at once.
     pub sockets_peak: AtomicU64,
     setup_failed: [AtomicU64; 5],
-    /// Chatters that did not send because their partner was not in the room.
+    /// Chatters that did not send because their partner (a room-mate) was
+    /// not in the room.
     pub partner_missing: AtomicU64,
     /// Sockets closed before their chatter finished.
     pub disconnects: AtomicU64,
@@ -169,12 +185,12 @@ pub struct Counters {
     pub sent_notices: AtomicU64,
     /// Accepted messages whose `sent` notification never came.
     pub sent_notices_missing: AtomicU64,
-    /// `inbox` notifications (the partner was not in the room).
+    /// `inbox` notifications (the recipient was not in the room).
     pub inbox_notices: AtomicU64,
     /// `reply` events of the chatter's own messages (the contract excludes
     /// the sending socket).
     pub echoes: AtomicU64,
-    /// `reply` events that are not the partner's load-test messages.
+    /// `reply` events that are not a room-mate's load-test messages.
     pub foreign_replies: AtomicU64,
     /// Ack errors and `error` events by name.
     pub errors: Mutex<BTreeMap<String, u64>>,

@@ -1,6 +1,7 @@
 //! Per-step accounting: every message belongs to the step it was due in,
 //! whenever it was emitted, answered or delivered. A message still in flight
-//! when its step ends is counted, and timed, with that step.
+//! when its step ends is counted, and timed, with that step; so is each of
+//! its deliveries (one per recipient: in a group room, each other member).
 
 use std::{sync::Mutex, time::Duration};
 
@@ -21,23 +22,41 @@ pub struct StepCounts {
     pub accepted: u64,
     /// Acknowledged `error`.
     pub rejected: u64,
-    /// Delivered to the partner (first copies).
+    /// Deliveries (first copies, one per message and recipient).
     pub delivered: u64,
-    /// Of the delivered, those slower than the latency limit asked about.
+    /// Of the deliveries, those slower than the latency limit asked about.
     pub slow: u64,
 }
 
 /// Fan-out and ack percentiles of one step's messages, ms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StepLatency {
-    /// Scheduled send → the partner's `reply`, median.
+    /// Scheduled send → a recipient's `reply` (every delivery), median.
     pub fanout_p50_ms: Option<f64>,
-    /// Scheduled send → the partner's `reply`, 99th percentile.
+    /// Scheduled send → a recipient's `reply`, 99th percentile.
     pub fanout_p99_ms: Option<f64>,
     /// Scheduled send → ack `accepted`, median.
     pub ack_p50_ms: Option<f64>,
     /// Scheduled send → ack `accepted`, 99th percentile.
     pub ack_p99_ms: Option<f64>,
+    /// Scheduled send → the message's first recipient's `reply`.
+    pub fanout_first: Edge,
+    /// Scheduled send → its last recipient's `reply` (every other member
+    /// has the message). In a pair, the same as the first.
+    pub fanout_last: Edge,
+}
+
+/// Fan-out to a message's first or last recipient, ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Edge {
+    /// Median.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// Slowest.
+    pub max_ms: Option<f64>,
 }
 
 /// One step's messages.
@@ -48,6 +67,8 @@ struct StepTally {
     rejected: u64,
     delivered: u64,
     fanout: Histogram<u64>,
+    fanout_first: Histogram<u64>,
+    fanout_last: Histogram<u64>,
     ack: Histogram<u64>,
 }
 
@@ -63,6 +84,8 @@ impl StepTally {
             rejected: 0,
             delivered: 0,
             fanout: histogram(),
+            fanout_first: histogram(),
+            fanout_last: histogram(),
             ack: histogram(),
         }
     }
@@ -93,11 +116,19 @@ impl StepBook {
         });
     }
 
-    /// A message of step `step` reached the partner after `latency`.
-    pub fn delivered(&self, step: usize, latency: Duration) {
+    /// A message of step `step` reached a recipient after `latency`: its
+    /// `first` recipient, its `last`, both (a pair) or neither.
+    pub fn delivered(&self, step: usize, latency: Duration, first: bool, last: bool) {
+        let micros = micros(latency);
         self.with(step, |tally| {
             tally.delivered += 1;
-            tally.fanout.saturating_record(micros(latency));
+            tally.fanout.saturating_record(micros);
+            if first {
+                tally.fanout_first.saturating_record(micros);
+            }
+            if last {
+                tally.fanout_last.saturating_record(micros);
+            }
         });
     }
 
@@ -127,11 +158,19 @@ impl StepBook {
         let at = |histogram: &Histogram<u64>, quantile: f64| {
             (!histogram.is_empty()).then(|| histogram.value_at_quantile(quantile) as f64 / 1000.0)
         };
+        let edge = |histogram: &Histogram<u64>| Edge {
+            p50_ms: at(histogram, 0.5),
+            p95_ms: at(histogram, 0.95),
+            p99_ms: at(histogram, 0.99),
+            max_ms: (!histogram.is_empty()).then(|| histogram.max() as f64 / 1000.0),
+        };
         StepLatency {
             fanout_p50_ms: at(&tally.fanout, 0.5),
             fanout_p99_ms: at(&tally.fanout, 0.99),
             ack_p50_ms: at(&tally.ack, 0.5),
             ack_p99_ms: at(&tally.ack, 0.99),
+            fanout_first: edge(&tally.fanout_first),
+            fanout_last: edge(&tally.fanout_last),
         }
     }
 
@@ -160,7 +199,7 @@ mod tests {
         for ms in 1..=100 {
             book.sent(1);
             book.answered(1, true, Duration::from_millis(ms / 2 + 1));
-            book.delivered(1, Duration::from_millis(ms));
+            book.delivered(1, Duration::from_millis(ms), true, true);
         }
         book.sent(1);
         book.answered(1, false, Duration::from_millis(1));
@@ -188,7 +227,28 @@ mod tests {
             book.counts(0, Duration::from_millis(90)),
             StepCounts::default()
         );
+        assert_eq!(latency.fanout_first, latency.fanout_last);
+        assert!(
+            (latency.fanout_first.p95_ms.unwrap() - 95.0).abs() < 1.0,
+            "{latency:?}"
+        );
         assert_eq!(book.latency(0).fanout_p99_ms, None);
         assert_eq!(book.latency(7), StepLatency::default());
+    }
+
+    #[test]
+    fn in_a_group_room_first_and_last_time_their_own_recipients() {
+        let book = StepBook::default();
+        // One message to three recipients, after 5, 10 and 40 ms.
+        book.delivered(0, Duration::from_millis(5), true, false);
+        book.delivered(0, Duration::from_millis(10), false, false);
+        book.delivered(0, Duration::from_millis(40), false, true);
+        let counts = book.counts(0, Duration::from_millis(20));
+        assert_eq!((counts.delivered, counts.slow), (3, 1));
+        let latency = book.latency(0);
+        let ms = |value: Option<f64>| value.unwrap_or_default().round();
+        assert_eq!(ms(latency.fanout_first.max_ms), 5.0);
+        assert_eq!(ms(latency.fanout_last.p50_ms), 40.0);
+        assert_eq!(ms(latency.fanout_p50_ms), 10.0);
     }
 }

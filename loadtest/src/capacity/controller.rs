@@ -62,7 +62,7 @@ pub struct StepRecord {
     pub began: Reading,
     /// When it ended (or was cut short).
     pub ended: Option<Reading>,
-    /// Accepted-but-undelivered messages, once a second.
+    /// Deliveries of accepted messages still to come, once a second.
     pub backlog: Vec<u64>,
     /// The judgement, unless the run stopped first.
     pub judged: Option<Judged>,
@@ -255,6 +255,7 @@ impl Follower<'_> {
             asked: step.asked,
             window_s,
             counts,
+            recipients: self.capacity.recipients,
             backlog: &step.backlog,
         });
         say(step, window_s, &counts, &failed, self.capacity);

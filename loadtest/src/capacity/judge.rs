@@ -5,16 +5,16 @@
 //! - **sending**: fewer than [`SENDING_FLOOR`] of the messages asked for
 //!   left this tool by the time the step is judged (the chatters waited for
 //!   acks, or for CPU);
-//! - **delivery**: fewer than [`DELIVERY_FLOOR`] of the step's messages
-//!   sent were delivered by the time the step is judged (refusals count
-//!   against it too);
-//! - **backlog**: accepted-but-undelivered messages kept rising through the
+//! - **delivery**: fewer than [`DELIVERY_FLOOR`] of the deliveries the
+//!   step's messages sent ask for (one per recipient) had happened by the
+//!   time the step is judged (refusals count against it too);
+//! - **backlog**: deliveries of accepted messages still to come kept rising through the
 //!   step: the mean of its second half is above that of its first half by
 //!   more than [`BACKLOG_GROWTH`] of the step's messages (and at least
 //!   [`BACKLOG_FLOOR`]);
 //! - **latency**: the step's fan-out p99 passed the limit: more than 1% of
-//!   its messages arrived slower than the limit, or had not arrived when the
-//!   step was judged (a step is judged later than the limit after its end,
+//!   its deliveries arrived slower than the limit, or had not arrived when
+//!   the step was judged (a step is judged later than the limit after its end,
 //!   so a message still missing then is slower than the limit).
 
 use serde::Serialize;
@@ -23,7 +23,7 @@ use super::book::StepCounts;
 
 /// Share of the asked messages that must have left the tool.
 pub const SENDING_FLOOR: f64 = 0.95;
-/// Share of the sent messages that must have been delivered.
+/// Share of the deliveries the sent messages ask for that must have happened.
 pub const DELIVERY_FLOOR: f64 = 0.95;
 /// Backlog growth over a step, as a share of its messages, that fails it.
 pub const BACKLOG_GROWTH: f64 = 0.01;
@@ -61,7 +61,7 @@ impl Criterion {
     pub fn describe(self) -> &'static str {
         match self {
             Criterion::Sending => "sending fell behind the rate asked",
-            Criterion::Delivery => "delivered/s fell below sent/s",
+            Criterion::Delivery => "deliveries/s fell below sent/s (times the recipients)",
             Criterion::Backlog => "backlog (accepted, undelivered) kept rising",
             Criterion::Latency => "fan-out p99 passed the limit",
         }
@@ -77,6 +77,9 @@ pub struct Observed<'a> {
     pub window_s: f64,
     /// The step's messages so far.
     pub counts: StepCounts,
+    /// Recipients of each message: 1 in pairs, the room size - 1 in group
+    /// rooms.
+    pub recipients: u64,
     /// Accepted-but-undelivered messages, once a second through the step.
     pub backlog: &'a [u64],
 }
@@ -89,19 +92,21 @@ pub fn judge(observed: &Observed<'_>) -> Vec<Criterion> {
     if (counts.sent as f64) < SENDING_FLOOR * asked {
         failed.push(Criterion::Sending);
     }
-    if (counts.delivered as f64) < DELIVERY_FLOOR * counts.sent as f64 {
+    let recipients = observed.recipients;
+    if (counts.delivered as f64) < DELIVERY_FLOOR * (counts.sent * recipients) as f64 {
         failed.push(Criterion::Delivery);
     }
-    if backlog_rising(observed.backlog, counts.sent) {
+    if backlog_rising(observed.backlog, counts.sent * recipients) {
         failed.push(Criterion::Backlog);
     }
-    if tail_over_limit(counts) {
+    if tail_over_limit(counts, recipients) {
         failed.push(Criterion::Latency);
     }
     failed
 }
 
-/// True when the second half of the samples sits noticeably above the first.
+/// True when the second half of the samples sits noticeably above the
+/// first; `messages` is what the step asks for (deliveries, in group rooms).
 pub fn backlog_rising(samples: &[u64], messages: u64) -> bool {
     let half = samples.len() / 2;
     if half == 0 {
@@ -112,10 +117,11 @@ pub fn backlog_rising(samples: &[u64], messages: u64) -> bool {
     growth > (BACKLOG_GROWTH * messages as f64).max(BACKLOG_FLOOR)
 }
 
-/// True when more than 1% of the step's messages that should arrive were
-/// slower than the limit or are still missing.
-pub fn tail_over_limit(counts: &StepCounts) -> bool {
-    let expected = counts.sent.saturating_sub(counts.rejected);
+/// True when more than 1% of the step's deliveries that should happen (each
+/// message not refused, to each of its `recipients`) were slower than the
+/// limit or are still missing.
+pub fn tail_over_limit(counts: &StepCounts, recipients: u64) -> bool {
+    let expected = counts.sent.saturating_sub(counts.rejected) * recipients;
     if expected == 0 {
         return false;
     }
@@ -212,6 +218,7 @@ mod tests {
             asked: 100.0,
             window_s: 10.0,
             counts,
+            recipients: 1,
             backlog,
         }
     }
@@ -268,6 +275,33 @@ mod tests {
             ..healthy(1_000)
         };
         assert_eq!(judge(&observed(counts, &[])), vec![Criterion::Delivery]);
+    }
+
+    #[test]
+    fn in_group_rooms_delivery_and_the_tail_count_every_recipient() {
+        // 1,000 messages to 9 recipients each: 9,000 deliveries asked for.
+        let counts = StepCounts {
+            delivered: 9_000,
+            ..healthy(1_000)
+        };
+        let group = |counts| Observed {
+            recipients: 9,
+            ..observed(counts, &[])
+        };
+        assert!(judge(&group(counts)).is_empty());
+        // Every message reached somebody, but 1,000 deliveries are missing.
+        let short = StepCounts {
+            delivered: 8_000,
+            ..counts
+        };
+        assert_eq!(
+            judge(&group(short)),
+            vec![Criterion::Delivery, Criterion::Latency]
+        );
+        // 1% of 9,000 deliveries may be slow; 91 may not.
+        let slow = |slow| StepCounts { slow, ..counts };
+        assert!(!tail_over_limit(&slow(90), 9));
+        assert!(tail_over_limit(&slow(91), 9));
     }
 
     #[test]

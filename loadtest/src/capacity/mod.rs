@@ -5,18 +5,20 @@
 //!
 //! - [`crate::plan`] says when each chatter's messages are due as the rate
 //!   steps up;
-//! - [`book`] accounts every message to the step it was due in (written by
-//!   [`crate::conversation`]);
+//! - [`book`] accounts every message, and each of its deliveries (one per
+//!   recipient: more than one in group rooms), to the step it was due in
+//!   (written by [`crate::conversation`]);
 //! - [`controller`] watches the steps as they run (backlog once a second,
 //!   CPU at each boundary), judges each one shortly after it ends and ends
 //!   the sending at the first failure;
 //! - [`judge`] holds the rules: when a step fails and when the run stops;
-//! - [`report`] turns the steps into the curve: `capacity.csv` and the
-//!   `capacity` section of `summary.json`; [`table`] prints it and [`plot`]
-//!   draws `capacity.svg`.
+//! - [`report`] turns the steps into the curve: `capacity.csv` ([`csv`])
+//!   and the `capacity` section of `summary.json`; [`table`] prints it and
+//!   [`plot`] draws `capacity.svg`.
 
 pub mod book;
 pub mod controller;
+pub mod csv;
 pub mod judge;
 pub mod plot;
 pub mod report;
@@ -24,7 +26,7 @@ pub mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{clock, config::CapacitySettings, plan::RatePlan};
+use crate::{clock, config::CapacitySettings, ledger::Arrival, plan::RatePlan};
 
 use self::book::StepBook;
 
@@ -34,18 +36,22 @@ pub struct CapacityRun {
     pub plan: RatePlan,
     /// Every step's messages.
     pub book: StepBook,
+    /// Recipients of each message: 1 in pairs, the room size - 1 in group
+    /// rooms. Delivery is judged by deliveries, this many per message.
+    pub recipients: u64,
     /// Acks `accepted`, all steps.
     accepted: AtomicU64,
-    /// First deliveries, all steps.
+    /// Deliveries (first copies per recipient), all steps.
     delivered: AtomicU64,
 }
 
 impl CapacityRun {
-    /// Empty accounts for `settings`.
-    pub fn new(settings: &CapacitySettings) -> Self {
+    /// Empty accounts for `settings`, each message going to `recipients`.
+    pub fn new(settings: &CapacitySettings, recipients: usize) -> Self {
         Self {
             plan: settings.plan(),
             book: StepBook::default(),
+            recipients: recipients as u64,
             accepted: AtomicU64::default(),
             delivered: AtomicU64::default(),
         }
@@ -70,20 +76,25 @@ impl CapacityRun {
         }
     }
 
-    /// A message due at `scheduled_us` reached the partner at `at_us` (its
-    /// first copy).
-    pub fn delivered(&self, start_us: u64, scheduled_us: u64, at_us: u64) {
+    /// A message due at `scheduled_us` reached a recipient at `at_us` (its
+    /// first copy there); `arrival` says whether it was the message's first
+    /// or last recipient.
+    pub fn delivered(&self, start_us: u64, scheduled_us: u64, at_us: u64, arrival: Arrival) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
         let latency = clock::between(scheduled_us, at_us);
-        self.book
-            .delivered(self.step(start_us, scheduled_us), latency);
+        self.book.delivered(
+            self.step(start_us, scheduled_us),
+            latency,
+            arrival.first,
+            arrival.last,
+        );
     }
 
-    /// Messages accepted and not delivered yet, all steps. (A delivery can
-    /// beat its own ack; the difference is floored at zero.)
+    /// Deliveries of accepted messages still to come, all steps. (A
+    /// delivery can beat its own ack; the difference is floored at zero.)
     pub fn backlog(&self) -> u64 {
-        let accepted = self.accepted.load(Ordering::Relaxed);
-        accepted.saturating_sub(self.delivered.load(Ordering::Relaxed))
+        let expected = self.accepted.load(Ordering::Relaxed) * self.recipients;
+        expected.saturating_sub(self.delivered.load(Ordering::Relaxed))
     }
 
     fn step(&self, start_us: u64, scheduled_us: u64) -> usize {
@@ -96,13 +107,28 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::ledger::Delivery;
 
-    fn run() -> CapacityRun {
+    fn run_for(recipients: u64) -> CapacityRun {
         CapacityRun {
             plan: RatePlan::stepped(100.0, 100.0, Duration::from_secs(5)),
             book: StepBook::default(),
+            recipients,
             accepted: AtomicU64::default(),
             delivered: AtomicU64::default(),
+        }
+    }
+
+    fn run() -> CapacityRun {
+        run_for(1)
+    }
+
+    /// The one delivery of a pair: first and last.
+    fn only() -> Arrival {
+        Arrival {
+            delivery: Delivery::InOrder,
+            first: true,
+            last: true,
         }
     }
 
@@ -114,7 +140,7 @@ mod tests {
         let due = start_us + 4_990_000;
         capacity.sent(start_us, due);
         capacity.answered(start_us, Some(due), due + 20_000, true);
-        capacity.delivered(start_us, due, due + 30_000);
+        capacity.delivered(start_us, due, due + 30_000, only());
         let limit = Duration::from_millis(50);
         let first = capacity.book.counts(0, limit);
         assert_eq!((first.sent, first.accepted, first.delivered), (1, 1, 1));
@@ -133,11 +159,30 @@ mod tests {
             capacity.answered(0, Some(seq * 1_000), seq * 1_000 + 500, true);
         }
         capacity.answered(0, Some(9_000), 9_500, false);
-        capacity.delivered(0, 0, 800);
+        capacity.delivered(0, 0, 800, only());
         assert_eq!(capacity.backlog(), 4);
         // A late ack, due time unknown, still counts as accepted.
         capacity.answered(0, None, 20_000_000, true);
         assert_eq!(capacity.backlog(), 5);
         assert_eq!(capacity.book.counts(0, Duration::from_secs(1)).accepted, 5);
+    }
+
+    #[test]
+    fn in_group_rooms_the_backlog_counts_deliveries_to_come() {
+        let capacity = run_for(3);
+        capacity.answered(0, Some(0), 500, true);
+        capacity.answered(0, Some(1_000), 1_500, true);
+        assert_eq!(capacity.backlog(), 6);
+        let mut arrival = Arrival {
+            delivery: Delivery::InOrder,
+            first: true,
+            last: false,
+        };
+        capacity.delivered(0, 0, 800, arrival);
+        arrival.first = false;
+        capacity.delivered(0, 0, 900, arrival);
+        assert_eq!(capacity.backlog(), 4);
+        let counts = capacity.book.counts(0, Duration::from_secs(1));
+        assert_eq!((counts.accepted, counts.delivered), (2, 2));
     }
 }

@@ -262,6 +262,7 @@ mod tests {
                 fanout_p99_ms: Some(asked / 10.0),
                 ack_p50_ms: Some(1.4),
                 ack_p99_ms: Some(asked / 11.0),
+                ..StepLatency::default()
             },
             processes: vec![StepProcess {
                 name: "service".to_owned(),
@@ -280,6 +281,7 @@ mod tests {
     fn report(steps: Vec<StepRow>) -> CapacityReport {
         CapacityReport {
             users: 200,
+            room_size: 2,
             pipeline: 1,
             start_per_s: 100.0,
             step_per_s: 100.0,

@@ -1,7 +1,7 @@
 //! The capacity curve: one row per step, as `capacity.csv`, the `capacity`
 //! section of `summary.json`, a table on the terminal and `capacity.svg`.
 
-use std::{fmt::Write, fs, path::Path, time::Duration};
+use std::{fs, path::Path, time::Duration};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{
     book::{StepCounts, StepLatency},
     controller::{Outcome, Reading, StepRecord},
+    csv,
     judge::{self, Criterion, Stop},
     plot,
 };
@@ -44,7 +45,7 @@ pub struct StepProcess {
     pub name: String,
     /// Cores busy on average.
     pub cores: Option<f64>,
-    /// CPU time per message delivered, µs.
+    /// CPU time per delivery, µs (per message delivered, in a pair).
     pub cpu_us_per_message: Option<f64>,
 }
 
@@ -59,7 +60,8 @@ pub struct StepRow {
     pub window_s: f64,
     /// Its messages emitted by the time it was judged, per second.
     pub sent_per_s: f64,
-    /// Its messages delivered by the time it was judged, per second.
+    /// Its deliveries (one per message and recipient: in a pair, its
+    /// messages delivered) by the time it was judged, per second.
     pub delivered_per_s: f64,
     /// Its messages refused.
     pub rejected: u64,
@@ -83,6 +85,8 @@ pub struct StepRow {
 pub struct CapacityReport {
     /// Chatters.
     pub users: usize,
+    /// Chatters per room: each message has `room_size - 1` deliveries.
+    pub room_size: usize,
     /// Acks in flight per socket.
     pub pipeline: usize,
     /// The first step's rate, msg/s.
@@ -151,6 +155,7 @@ impl CapacityReport {
             .collect();
         Some(Self {
             users: run.settings.users,
+            room_size: run.settings.room_size,
             pipeline: run.settings.pipeline,
             start_per_s: settings.start,
             step_per_s: settings.step,
@@ -242,60 +247,8 @@ fn row(
 
 /// Writes `capacity.csv` and `capacity.svg` into `dir`.
 pub fn write(dir: &Path, report: &CapacityReport) -> anyhow::Result<()> {
-    fs::write(dir.join("capacity.csv"), csv(report)).context("writing capacity.csv")?;
+    fs::write(dir.join("capacity.csv"), csv::render(report)).context("writing capacity.csv")?;
     plot::draw(&dir.join("capacity.svg"), report)
-}
-
-/// One line per step; the per-process columns are named after the process.
-pub fn csv(report: &CapacityReport) -> String {
-    let mut out = String::from(
-        "step,asked_per_s,window_s,sent_per_s,delivered_per_s,rejected,backlog_end,\
-         fanout_p50_ms,fanout_p99_ms,ack_p50_ms,ack_p99_ms",
-    );
-    let names: Vec<&str> = report
-        .steps
-        .first()
-        .map(|row| row.processes.iter().map(|p| p.name.as_str()).collect())
-        .unwrap_or_default();
-    for name in &names {
-        let _ = write!(out, ",{name}_cores,{name}_cpu_us_per_msg");
-    }
-    out.push_str(",other_cores,status,failed\n");
-    let number = |value: Option<f64>| value.map_or_else(String::new, |v| format!("{v:.3}"));
-    for row in &report.steps {
-        let _ = write!(
-            out,
-            "{},{:.1},{:.3},{:.2},{:.2},{},{},{},{},{},{}",
-            row.step,
-            row.asked_per_s,
-            row.window_s,
-            row.sent_per_s,
-            row.delivered_per_s,
-            row.rejected,
-            row.backlog_end.map_or_else(String::new, |b| b.to_string()),
-            number(row.latency.fanout_p50_ms),
-            number(row.latency.fanout_p99_ms),
-            number(row.latency.ack_p50_ms),
-            number(row.latency.ack_p99_ms),
-        );
-        for process in &row.processes {
-            let _ = write!(
-                out,
-                ",{},{}",
-                number(process.cores),
-                number(process.cpu_us_per_message)
-            );
-        }
-        let failed: Vec<&str> = row.failed.iter().map(|c| c.name()).collect();
-        let _ = writeln!(
-            out,
-            ",{},{},{}",
-            number(row.other_cores),
-            row.status.name(),
-            failed.join("+")
-        );
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,9 +10,15 @@ pub fn render(report: &CapacityReport) -> String {
     let mut out = String::new();
     let rule = "=".repeat(78);
     let _ = writeln!(out, "{rule}");
+    let group = report.room_size > 2;
+    let rooms = if group {
+        format!(" in rooms of {}", report.room_size)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "capacity: {} chatters, pipeline {}, steps of {:.0}s from {:.0} msg/s by +{:.0}{}, fan-out p99 limit {:.0} ms",
+        "capacity: {} chatters{rooms}, pipeline {}, steps of {:.0}s from {:.0} msg/s by +{:.0}{}, fan-out p99 limit {:.0} ms",
         report.users,
         report.pipeline,
         report.step_s,
@@ -24,9 +30,21 @@ pub fn render(report: &CapacityReport) -> String {
         report.max_p99_ms
     );
     let _ = writeln!(out, "{rule}");
+    if group {
+        let _ = writeln!(
+            out,
+            "deliv/s and backlog count deliveries ({} per message); fan p50/p99 time every delivery, 1st/last p99 a message's first and last recipient",
+            report.room_size - 1
+        );
+    }
+    let edges = if group {
+        format!("{:>9}{:>9}", "1st p99", "last p99")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{:>4}{:>8}{:>9}{:>9}{:>8}{:>9}{:>9}{:>9}{:>9}  result",
+        "{:>4}{:>8}{:>9}{:>9}{:>8}{:>9}{:>9}{:>9}{:>9}{edges}  result",
         "step", "asked", "sent/s", "deliv/s", "backlog", "fan p50", "fan p99", "ack p50", "ack p99"
     );
     let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
@@ -39,9 +57,18 @@ pub fn render(report: &CapacityReport) -> String {
                 format!("FAILED ({})", names.join(", "))
             }
         };
+        let edges = if group {
+            format!(
+                "{:>9}{:>9}",
+                ms(row.latency.fanout_first.p99_ms),
+                ms(row.latency.fanout_last.p99_ms)
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{:>4}{:>8.0}{:>9.1}{:>9.1}{:>8}{:>9}{:>9}{:>9}{:>9}  {result}",
+            "{:>4}{:>8.0}{:>9.1}{:>9.1}{:>8}{:>9}{:>9}{:>9}{:>9}{edges}  {result}",
             row.step,
             row.asked_per_s,
             row.sent_per_s,
@@ -81,7 +108,7 @@ fn render_cpu(out: &mut String, report: &CapacityReport) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "CPU per step: cores busy / CPU µs per delivered message"
+        "CPU per step: cores busy / CPU µs per delivery (per delivered message, in pairs)"
     );
     let _ = write!(out, "{:>4}{:>8}", "step", "asked");
     for process in &first.processes {

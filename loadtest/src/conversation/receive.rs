@@ -1,4 +1,4 @@
-//! The receiving side of a conversation: acks, the partner's `reply`
+//! The receiving side of a conversation: acks, the room-mates' `reply`
 //! events, `sent` notifications and what the socket says about itself.
 
 use serde_json::Value;
@@ -109,22 +109,33 @@ impl Conversation {
             Counters::bump(&self.run.counters.foreign_replies);
             return;
         };
-        if message["authorId"].as_str() == Some(self.user_id.as_str()) {
+        let author_id = message["authorId"].as_str().unwrap_or_default();
+        if author_id == self.user_id {
             Counters::bump(&self.run.counters.echoes);
             return;
         }
+        let Some(author) = self.authors.get(author_id).copied() else {
+            Counters::bump(&self.run.counters.foreign_replies);
+            return;
+        };
         if let Some(id) = message_id(&message["id"]) {
-            let seq = self.seq_of(message).unwrap_or(seq);
-            if !self.received(seq, &id, at_us, Path::Live) {
+            let seq = self.seq_of(author.index, message).unwrap_or(seq);
+            if !self.received(author.index, seq, &id, at_us, Path::Live) {
                 return;
             }
         }
-        let delivery = lock(&self.run.ledgers[self.partner]).delivered(seq);
-        match delivery {
+        let arrival = lock(&self.run.ledgers[author.index]).delivered(seq, author.slot);
+        match arrival.delivery {
             Delivery::InOrder | Delivery::OutOfOrder => {
                 self.succeeded(Kind::Fanout, scheduled_us, at_us, timings);
+                if arrival.first {
+                    self.fan_out_edge(Kind::FanoutFirst, scheduled_us, at_us, timings);
+                }
+                if arrival.last {
+                    self.fan_out_edge(Kind::FanoutLast, scheduled_us, at_us, timings);
+                }
                 if let Some(capacity) = self.capacity() {
-                    capacity.delivered(self.start_us, scheduled_us, at_us);
+                    capacity.delivered(self.start_us, scheduled_us, at_us, arrival);
                 }
                 if let Some(created_us) = created_micros(&message["createdAt"]) {
                     let latency = clock::between(created_us, clock::wall_micros(at_us));
@@ -133,6 +144,19 @@ impl Conversation {
             }
             Delivery::Duplicate => {}
             Delivery::Unknown => Counters::bump(&self.run.counters.foreign_replies),
+        }
+    }
+
+    /// A message reached its first or its last recipient. In a pair both
+    /// are the one delivery, already timed as `fanout`: goose hears of them
+    /// only in group rooms, where they say something of their own.
+    fn fan_out_edge(&self, kind: Kind, scheduled_us: u64, at_us: u64, timings: &mut Vec<Timing>) {
+        if self.run.settings.rooms().is_group() {
+            self.succeeded(kind, scheduled_us, at_us, timings);
+        } else {
+            let second = at_us.saturating_sub(self.start_us) / 1_000_000;
+            let latency = clock::between(scheduled_us, at_us);
+            self.run.latencies.record(kind, latency, second);
         }
     }
 
@@ -150,6 +174,9 @@ impl Conversation {
                 }
             }
             Some("inbox") => Counters::bump(&self.run.counters.inbox_notices),
+            // Room members, presence and read markers change around a load
+            // run (sockets come and go): nothing to account for.
+            Some("members" | "presence" | "read") => {}
             _ => self.run.counters.error("notification:unknown"),
         }
     }

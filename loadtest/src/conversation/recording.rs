@@ -31,7 +31,7 @@ impl Conversation {
         self.instance
     }
 
-    /// The highest message id of the partner's received so far.
+    /// The highest message id of the room-mates' received so far.
     pub fn last_seen(&self) -> Option<u64> {
         self.last_seen
     }
@@ -66,13 +66,18 @@ impl Conversation {
     }
 
     /// Messages of the room read over HTTP after a reconnect, oldest first:
-    /// the partner's ones not seen yet are delivered "through history".
+    /// the room-mates' ones not seen yet are delivered "through history".
     pub(super) fn on_history(&mut self, messages: &[Value], at_us: u64) {
         for message in messages {
-            if message["authorId"].as_str() == Some(self.user_id.as_str()) {
+            let author_id = message["authorId"].as_str().unwrap_or_default();
+            if author_id == self.user_id {
                 continue;
             }
-            let seq = self.seq_of(message).or_else(|| {
+            let Some(author) = self.authors.get(author_id).copied() else {
+                Counters::bump(&self.run.counters.foreign_replies);
+                continue;
+            };
+            let seq = self.seq_of(author.index, message).or_else(|| {
                 message["content"]["message"]
                     .as_str()
                     .and_then(payload::decode)
@@ -82,31 +87,37 @@ impl Conversation {
                 Counters::bump(&self.run.counters.foreign_replies);
                 continue;
             };
-            if self.received(seq, &id, at_us, Path::History) {
-                lock(&self.run.ledgers[self.partner]).delivered(seq);
+            if self.received(author.index, seq, &id, at_us, Path::History) {
+                lock(&self.run.ledgers[author.index]).delivered(seq, author.slot);
             }
         }
     }
 
-    /// Records the arrival of the partner's message `seq` as `id` in the
+    /// Records the arrival of `author`'s message `seq` as `id` in the
     /// history; true when it had not arrived before (always true outside
     /// chaos mode, where the ledger alone judges).
-    pub(super) fn received(&mut self, seq: u64, id: &str, at_us: u64, path: Path) -> bool {
+    pub(super) fn received(
+        &mut self,
+        author: usize,
+        seq: u64,
+        id: &str,
+        at_us: u64,
+        path: Path,
+    ) -> bool {
         if let Ok(numeric) = id.parse::<u64>() {
             self.last_seen = Some(self.last_seen.map_or(numeric, |seen| seen.max(numeric)));
         }
-        let partner = self.partner;
-        match self.history(partner) {
+        match self.history(author) {
             Some(mut history) => history.received(seq, id, at_us, path),
             None => true,
         }
     }
 
-    /// The partner's sequence number from a message's `clientMessageId`.
-    pub(super) fn seq_of(&self, message: &Value) -> Option<u64> {
+    /// `author`'s sequence number from a message's `clientMessageId`.
+    pub(super) fn seq_of(&self, author: usize, message: &Value) -> Option<u64> {
         let client_id = message["clientMessageId"].as_str()?;
         payload::parse_client_message_id(&self.run.settings.run_tag, client_id)
-            .filter(|(index, _)| *index == self.partner)
+            .filter(|(index, _)| *index == author)
             .map(|(_, seq)| seq)
     }
 

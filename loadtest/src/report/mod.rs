@@ -31,8 +31,12 @@ pub fn write(dir: &Path, summary: &Summary, samples: &Samples) -> anyhow::Result
         Mode::Capacity => format!("from {:.0} msg/s up", summary.run.rate),
         Mode::Fixed | Mode::Chaos => format!("{:.0} msg/s", summary.run.rate),
     };
+    let rooms = match summary.run.room_size {
+        2 => String::new(),
+        size => format!(" in rooms of {size}"),
+    };
     let title = format!(
-        "{} chatters, {rate}, pipeline {}, {:.0}s — fan-out p99 {:.1} ms, lost {}",
+        "{} chatters{rooms}, {rate}, pipeline {}, {:.0}s — fan-out p99 {:.1} ms, lost {}",
         summary.run.users,
         summary.run.pipeline,
         summary.run.duration_s,

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::{
     capacity::report::CapacityReport,
+    config::Settings,
     latency::{Kind, Percentiles, SecondPoint},
     ledger::Tally,
     procstat,
@@ -34,6 +35,8 @@ pub struct RunInfo {
     pub host: String,
     /// Chatters.
     pub users: usize,
+    /// Chatters per room: 2 for pairs in private rooms, more for group rooms.
+    pub room_size: usize,
     /// Users started per second.
     pub increase_rate: f64,
     /// Messages per second, all chatters together (the first step's in
@@ -77,8 +80,12 @@ pub struct Throughput {
     pub sent_per_s: f64,
     /// Acknowledged `accepted`.
     pub accepted_per_s: f64,
-    /// Delivered to the partner (unique).
+    /// Delivered to every other member of the room (unique messages; the
+    /// partner, in a pair).
     pub delivered_per_s: f64,
+    /// Deliveries: first copies, one per message and recipient (the room
+    /// size - 1 per message; in a pair the same as `delivered_per_s`).
+    pub deliveries_per_s: f64,
     /// Lowest deliveries in one whole second of the window, leaving out the
     /// first and last seconds.
     pub delivered_per_s_min: Option<u64>,
@@ -87,8 +94,13 @@ pub struct Throughput {
 /// Client-side latencies, from the scheduled send time.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientLatency {
-    /// Send → the partner's `reply`.
+    /// Send → a recipient's `reply`: every delivery.
     pub fanout: Percentiles,
+    /// Send → the `reply` of each message's first recipient.
+    pub fanout_first: Percentiles,
+    /// Send → the `reply` of each message's last recipient (messages that
+    /// reached every other member). In a pair, first and last are `fanout`.
+    pub fanout_last: Percentiles,
     /// Send → ack `accepted`.
     pub ack: Percentiles,
     /// Send → the author's `sent` notification.
@@ -204,7 +216,7 @@ impl Summary {
             .flatten();
         let setup_s = samples.window_start.as_ref().map(|snapshot| snapshot.at_s);
         let resources = resources(samples);
-        let verdict = verdict(&messages, &counters, settings.users);
+        let verdict = verdict(&messages, &counters, settings);
         let mode = if settings.chaos.is_some() {
             Mode::Chaos
         } else if settings.capacity.is_some() {
@@ -217,6 +229,7 @@ impl Summary {
                 mode,
                 host: settings.host.clone(),
                 users: settings.users,
+                room_size: settings.room_size,
                 increase_rate: settings.increase_rate,
                 rate: settings.rate,
                 pipeline: settings.pipeline,
@@ -238,10 +251,13 @@ impl Summary {
                 sent_per_s: per_s(messages.sent),
                 accepted_per_s: per_s(messages.accepted),
                 delivered_per_s: per_s(messages.delivered),
+                deliveries_per_s: per_s(messages.deliveries),
                 delivered_per_s_min,
             },
             latency: ClientLatency {
                 fanout: run.latencies.percentiles(Kind::Fanout),
+                fanout_first: run.latencies.percentiles(Kind::FanoutFirst),
+                fanout_last: run.latencies.percentiles(Kind::FanoutLast),
                 ack: run.latencies.percentiles(Kind::Ack),
                 sent_notice: run.latencies.percentiles(Kind::SentNotice),
                 send_lag: run.latencies.percentiles(Kind::SendLag),
@@ -321,17 +337,19 @@ fn process(snapshot: &Snapshot, index: usize) -> Option<procstat::ProcSample> {
     snapshot.processes.get(index).copied().flatten()
 }
 
-fn verdict(messages: &Tally, counters: &CountersSnapshot, users: usize) -> Verdict {
+fn verdict(messages: &Tally, counters: &CountersSnapshot, settings: &Settings) -> Verdict {
     let mut problems = Vec::new();
     let mut note = |count: u64, what: &str| {
         if count > 0 {
             problems.push(format!("{count} {what}"));
         }
     };
-    note(
-        messages.lost,
-        "accepted messages were never delivered (LOST)",
-    );
+    let lost = if settings.rooms().is_group() {
+        "deliveries of accepted messages never happened (LOST)"
+    } else {
+        "accepted messages were never delivered (LOST)"
+    };
+    note(messages.lost, lost);
     note(messages.duplicated, "duplicate deliveries");
     note(messages.out_of_order, "deliveries out of order");
     note(
@@ -351,6 +369,7 @@ fn verdict(messages: &Tally, counters: &CountersSnapshot, users: usize) -> Verdi
         "`sent` notifications missing",
     );
     if messages.sent == 0 {
+        let users = settings.users;
         problems.push(format!("no message was sent by {users} chatters"));
     }
     Verdict {

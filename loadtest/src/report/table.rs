@@ -25,9 +25,15 @@ pub fn render(summary: &Summary) -> String {
         Mode::Capacity => format!("steps from {:.0} msg/s", run.rate),
         Mode::Fixed | Mode::Chaos => format!("{:.0} msg/s", run.rate),
     };
+    let group = run.room_size > 2;
+    let rooms = if group {
+        format!(" in rooms of {}", run.room_size)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "chat-service load: {} chatters, {rate} for {:.0}s (grace {:.0}s), {} against {}",
+        "chat-service load: {} chatters{rooms}, {rate} for {:.0}s (grace {:.0}s), {} against {}",
         run.users,
         run.duration_s,
         run.grace_s,
@@ -46,22 +52,42 @@ pub fn render(summary: &Summary) -> String {
         sockets.peak
     );
     let t = &summary.throughput;
-    let _ = writeln!(
-        out,
-        "throughput (msg/s): target {:.1}  sent {:.1}  accepted {:.1}  delivered {:.1}  (lowest second {})",
-        t.target_per_s,
-        t.sent_per_s,
-        t.accepted_per_s,
-        t.delivered_per_s,
-        t.delivered_per_s_min
-            .map_or_else(|| "-".to_owned(), |min| min.to_string())
-    );
+    let lowest = t
+        .delivered_per_s_min
+        .map_or_else(|| "-".to_owned(), |min| min.to_string());
     let m = &summary.messages;
-    let _ = writeln!(
-        out,
-        "messages: sent {}  accepted {}  rejected {}  delivered {}  LOST {}  duplicated {}  out-of-order {}  unconfirmed {}",
-        m.sent, m.accepted, m.rejected, m.delivered, m.lost, m.duplicated, m.out_of_order, m.unconfirmed
-    );
+    if group {
+        let _ = writeln!(
+            out,
+            "throughput (msg/s): target {:.1}  sent {:.1}  accepted {:.1}  delivered to all {:.1}; deliveries/s {:.1} (lowest second {lowest})",
+            t.target_per_s, t.sent_per_s, t.accepted_per_s, t.delivered_per_s, t.deliveries_per_s,
+        );
+        let _ = writeln!(
+            out,
+            "messages: sent {}  accepted {}  rejected {}  delivered to all {}  unconfirmed {}",
+            m.sent, m.accepted, m.rejected, m.delivered, m.unconfirmed
+        );
+        let _ = writeln!(
+            out,
+            "deliveries ({} per message): {}  LOST {}  duplicated {}  out-of-order {}",
+            run.room_size - 1,
+            m.deliveries,
+            m.lost,
+            m.duplicated,
+            m.out_of_order
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "throughput (msg/s): target {:.1}  sent {:.1}  accepted {:.1}  delivered {:.1}  (lowest second {lowest})",
+            t.target_per_s, t.sent_per_s, t.accepted_per_s, t.delivered_per_s,
+        );
+        let _ = writeln!(
+            out,
+            "messages: sent {}  accepted {}  rejected {}  delivered {}  LOST {}  duplicated {}  out-of-order {}  unconfirmed {}",
+            m.sent, m.accepted, m.rejected, m.delivered, m.lost, m.duplicated, m.out_of_order, m.unconfirmed
+        );
+    }
     let c = &summary.counters;
     let _ = writeln!(
         out,
@@ -71,17 +97,19 @@ pub fn render(summary: &Summary) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<22}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
-        "latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
+        "{:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+        "latency (ms)", "count", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"
     );
     let mut row = |name: &str, p: &Percentiles| {
         let _ = writeln!(
             out,
-            "{:<22}{:>9}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}",
-            name, p.count, p.mean_ms, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
+            "{:<22}{:>9}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}",
+            name, p.count, p.mean_ms, p.p50_ms, p.p90_ms, p.p95_ms, p.p99_ms, p.p999_ms, p.max_ms
         );
     };
     row("client fan-out", &summary.latency.fanout);
+    row("  to first recipient", &summary.latency.fanout_first);
+    row("  to last recipient", &summary.latency.fanout_last);
     row("client ack", &summary.latency.ack);
     row("client sent notice", &summary.latency.sent_notice);
     row("  of which send lag", &summary.latency.send_lag);
@@ -90,12 +118,13 @@ pub fn render(summary: &Summary) -> String {
     let cell = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
     let _ = writeln!(
         out,
-        "{:<22}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "{:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
         "server fan-out",
         server.count as u64,
         cell(server.mean_ms),
         cell(server.p50_ms),
         cell(server.p90_ms),
+        "-",
         cell(server.p99_ms),
         cell(server.p999_ms),
         "-"
@@ -153,15 +182,17 @@ pub fn render(summary: &Summary) -> String {
     }
     let _ = writeln!(out, "{rule}");
     if summary.verdict.ok {
+        let everybody = if group { " to every member" } else { "" };
         let _ = writeln!(
             out,
-            "OK: every accepted message was delivered once, in order."
+            "OK: every accepted message was delivered{everybody} once, in order."
         );
     } else {
         if summary.verdict.lost > 0 {
+            let what = if group { "DELIVERIES" } else { "MESSAGES" };
             let _ = writeln!(
                 out,
-                "!!!!!!!! {} MESSAGES LOST !!!!!!!!",
+                "!!!!!!!! {} {what} LOST !!!!!!!!",
                 summary.verdict.lost
             );
         }
