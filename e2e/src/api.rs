@@ -174,6 +174,46 @@ impl Api {
         .await
     }
 
+    /// `POST /api/v1/rooms` `{"name", "participantIds"}`: a group room.
+    pub async fn create_group(&self, token: &str, name: &str, participant_ids: &[&str]) -> Answer {
+        let body = json!({"name": name, "participantIds": participant_ids});
+        self.call(Method::POST, "/api/v1/rooms", Some(token), Some(body))
+            .await
+    }
+
+    /// `GET /api/v1/rooms/{room}`: the room, its read markers and who is online.
+    pub async fn room_details(&self, token: &str, room: &str) -> Answer {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/rooms/{room}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/rooms/{room}/members` `{"userIds"}`.
+    pub async fn add_members(&self, token: &str, room: &str, user_ids: &[&str]) -> Answer {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(token),
+            Some(json!({ "userIds": user_ids })),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/rooms/{room}/members/me`.
+    pub async fn leave_group(&self, token: &str, room: &str) -> Answer {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v1/rooms/{room}/members/me"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
     /// Registers a fresh user (with a password) and returns it with its token.
     pub async fn new_user(&self) -> TestUser {
         let username = unique_name("u");
@@ -188,6 +228,16 @@ impl Api {
             username,
             token,
         }
+    }
+
+    /// The id of a new group room that `owner` creates with `members`.
+    pub async fn group_of(&self, owner: &TestUser, members: &[&TestUser]) -> String {
+        let ids: Vec<&str> = members.iter().map(|member| member.id.as_str()).collect();
+        let body = self
+            .create_group(&owner.token, "Test Group", &ids)
+            .await
+            .expect(201);
+        body["roomId"].as_str().expect("roomId").to_owned()
     }
 
     /// The room id of two users.

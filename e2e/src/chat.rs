@@ -39,6 +39,21 @@ pub fn text_message(room: &str, text: &str, client_message_id: Option<&str>) -> 
     payload
 }
 
+/// A `message` payload of type `group` with text.
+pub fn group_message(room: &str, text: &str) -> Value {
+    let mut payload = text_message(room, text, None);
+    payload["type"] = json!("group");
+    payload
+}
+
+/// Sends a text message to a group room and returns the accepted message id.
+pub async fn send_group(socket: &ChatSocket, room: &str, text: &str) -> String {
+    let ack = socket
+        .emit_with_ack("message", group_message(room, text))
+        .await;
+    accepted_id(&ack)
+}
+
 /// Joins `room` and asserts the `ok` ack.
 pub async fn join(socket: &ChatSocket, room: &str) {
     let ack = socket

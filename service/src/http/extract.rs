@@ -10,21 +10,34 @@ use axum::{
     http::{header::AUTHORIZATION, request::Parts, HeaderMap, StatusCode},
 };
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::AppState;
 use crate::{domain::UserId, error::ApiError, sessions::Token};
 
-/// A JSON body; malformed JSON is a 400, an oversized body a 413.
+/// A JSON object body; malformed JSON, or JSON that is not an object, is
+/// a 400, an oversized body a 413. (Serde would read an array as the
+/// struct's fields in order; the contract's bodies are objects.)
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let value = match axum::Json::<Value>::from_request(request, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        if !value.is_object() {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".to_owned(),
+            ));
         }
+        serde_json::from_value(value).map(Self).map_err(|error| {
+            ApiError::BadRequest(format!(
+                "Failed to deserialize the JSON body into the target type: {error}"
+            ))
+        })
     }
 }
 
