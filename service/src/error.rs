@@ -9,7 +9,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{domain::ParseError, store::StoreError};
+use crate::{domain::ParseError, read_state::ReadError, store::StoreError};
 
 /// Result of an HTTP handler.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -93,6 +93,17 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(backend, cause = %source, "storage call failed");
                 Self::Unavailable(backend)
             }
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::RoomNotFound | ReadError::MessageNotFound => {
+                Self::NotFound(error.to_string())
+            }
+            ReadError::Store(error) => error.into(),
         }
     }
 }

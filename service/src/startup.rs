@@ -31,6 +31,7 @@ use crate::{
         topics::Topics,
         Bus,
     },
+    read_state::{conversations::Conversations, Reading},
     realtime::{self, RealtimeState, RedisLink},
     sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
     store::{
@@ -164,9 +165,11 @@ impl Application {
             storage.rooms.clone(),
             realtime.room_cache_capacity,
         ));
+        let reading = Arc::new(Reading::new(storage.clone(), membership.clone()));
         let realtime_state = RealtimeState {
             sessions: sessions.clone(),
             membership: membership.clone(),
+            reading: reading.clone(),
             limits: limits.clone(),
             acceptor: Arc::new(Acceptor::new(
                 bus,
@@ -175,9 +178,7 @@ impl Application {
                 realtime.client_message_id_ttl,
             )),
         };
-        let messages = storage.messages.clone();
-        let rooms = storage.rooms.clone();
-        let store_probe = storage.probe.clone();
+        let processing_storage = storage.clone();
         let gateway = realtime::build(realtime_state, adapter, realtime.frame_limit).await?;
         let sockets = gateway.fanout.clone();
         let groups = Arc::new(Groups::new(
@@ -187,9 +188,11 @@ impl Application {
             realtime.room_max_members,
         ));
         let state = AppState {
+            conversations: Conversations::new(storage.clone()),
             storage,
             membership,
             groups,
+            reading,
             sessions,
             sockets: sockets.clone(),
             probes,
@@ -199,12 +202,7 @@ impl Application {
         };
         let router = gateway.serve_on(http::router(state, settings.body_limit));
 
-        let processor = Arc::new(Processor::new(
-            messages,
-            rooms,
-            store_probe,
-            sockets.clone(),
-        ));
+        let processor = Arc::new(Processor::new(processing_storage, sockets.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let consumers = match (&settings.kafka, &kafka_bus, queue) {
             (Some(settings), Some(bus), _) => {

@@ -96,6 +96,13 @@ impl MessageId {
     pub fn unix_millis(self) -> i64 {
         (self.0 >> (NODE_BITS + SEQUENCE_BITS)) + ID_EPOCH_MS
     }
+
+    /// The smallest id of `unix_millis` (node and sequence 0), or of the
+    /// id epoch for an earlier time: a point in time among ids.
+    pub fn floor_at(unix_millis: i64) -> Self {
+        let since_epoch = (unix_millis - ID_EPOCH_MS).max(0);
+        Self((since_epoch << (NODE_BITS + SEQUENCE_BITS)).max(1))
+    }
 }
 
 impl fmt::Display for MessageId {

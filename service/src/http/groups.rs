@@ -39,7 +39,7 @@ pub(super) struct NewMembers {
 pub(super) struct RoomDetail {
     #[serde(flatten)]
     room: Room,
-    /// Each member's read marker (filled in by the read state, issue #12).
+    /// Each member's read marker.
     read_markers: BTreeMap<UserId, MessageId>,
     /// Members online now (filled in by presence, issue #13).
     online: Vec<UserId>,
@@ -70,9 +70,13 @@ pub(super) async fn get(
         .groups
         .get(caller.id, RoomId::parse(&room_id)?)
         .await?;
+    let read_markers = state.storage.read_state.markers(room.room_id).await?;
     Ok(axum::Json(RoomDetail {
+        read_markers: read_markers
+            .into_iter()
+            .filter(|(user, _)| room.participant_ids.contains(user))
+            .collect(),
         room,
-        read_markers: BTreeMap::new(),
         online: Vec::new(),
     }))
 }

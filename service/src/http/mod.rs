@@ -6,6 +6,7 @@ mod docs;
 pub mod extract;
 mod groups;
 mod health;
+mod read_state;
 mod rooms;
 pub mod throttle;
 
@@ -29,6 +30,7 @@ use crate::{
     limits::Limits,
     membership::{groups::Groups, Membership},
     pipeline::fanout::Fanout,
+    read_state::{conversations::Conversations, Reading},
     sessions::Sessions,
     store::{Probe, Storage},
 };
@@ -42,6 +44,10 @@ pub struct AppState {
     pub membership: Arc<Membership>,
     /// Changes to groups.
     pub groups: Arc<Groups>,
+    /// Read markers.
+    pub reading: Arc<Reading>,
+    /// The conversation list.
+    pub conversations: Arc<Conversations>,
     /// Login sessions.
     pub sessions: Arc<dyn Sessions>,
     /// The sockets of every instance, to end a session's sockets.
@@ -71,6 +77,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/rooms/{roomId}"),
     ("POST", "/api/v1/rooms/{roomId}/members"),
     ("DELETE", "/api/v1/rooms/{roomId}/members/me"),
+    ("POST", "/api/v1/rooms/{roomId}/read"),
     ("GET", "/api/v1/rooms/{roomId}/messages"),
     ("GET", "/health"),
     ("GET", "/ready"),

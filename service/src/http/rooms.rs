@@ -3,6 +3,7 @@
 
 use axum::{
     extract::{Path, State},
+    response::{IntoResponse, Response},
     routing::{delete, get, post},
     Router,
 };
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     accounts::parse_limit,
     extract::{AuthUser, Query},
-    groups, AppState,
+    groups, read_state, AppState,
 };
 use crate::{
     domain::{HistoryPage, Message, MessageId, RoomId, UserId},
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/rooms/{room_id}", get(groups::get))
         .route("/api/v1/rooms/{room_id}/members", post(groups::add_members))
         .route("/api/v1/rooms/{room_id}/members/me", delete(groups::leave))
+        .route("/api/v1/rooms/{room_id}/read", post(read_state::mark_read))
         .route("/api/v1/rooms/{room_id}/messages", get(history))
 }
 
@@ -35,6 +37,8 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 struct RoomQuery {
     peer_id: Option<String>,
+    limit: Option<String>,
+    before: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -43,16 +47,24 @@ struct RoomBody {
     room_id: RoomId,
 }
 
+/// `GET /api/v1/rooms?peerId=`: the private room of the caller and the
+/// peer; without `peerId`, the caller's conversation list.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id))]
 async fn private_room(
     State(state): State<AppState>,
     caller: AuthUser,
     Query(query): Query<RoomQuery>,
-) -> Result<axum::Json<RoomBody>> {
-    let peer = query
-        .peer_id
-        .as_deref()
-        .ok_or_else(|| ApiError::BadRequest("peerId is required".to_owned()))?;
+) -> Result<Response> {
+    let Some(peer) = query.peer_id.as_deref() else {
+        let list = read_state::conversations(
+            &state,
+            &caller,
+            query.limit.as_deref(),
+            query.before.as_deref(),
+        )
+        .await?;
+        return Ok(axum::Json(list).into_response());
+    };
     let peer = UserId::parse(peer)?;
     if peer == caller.id {
         return Err(ApiError::BadRequest(
@@ -63,7 +75,7 @@ async fn private_room(
         return Err(ApiError::NotFound("peer not found".to_owned()));
     }
     let room_id = state.storage.rooms.private_room(caller.id, peer).await?;
-    Ok(axum::Json(RoomBody { room_id }))
+    Ok(axum::Json(RoomBody { room_id }).into_response())
 }
 
 #[derive(Deserialize)]

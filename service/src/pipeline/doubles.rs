@@ -3,7 +3,7 @@
 
 use std::sync::{
     atomic::{AtomicBool, AtomicU32, Ordering},
-    Mutex,
+    Arc, Mutex,
 };
 
 use async_trait::async_trait;
@@ -14,8 +14,8 @@ use super::{
     MessageCreated,
 };
 use crate::{
-    domain::{HistoryPage, Message, MessageIdGenerator, MessageText, RoomId, UserId},
-    store::{memory::MemoryStore, Messages, Probe, StoreError},
+    domain::{HistoryPage, Message, MessageId, MessageIdGenerator, MessageText, RoomId, UserId},
+    store::{memory::MemoryStore, Messages, Probe, Storage, StoreError},
 };
 
 /// One recorded emit: to, except, event name, payload.
@@ -106,6 +106,20 @@ impl FlakyStore {
     }
 }
 
+impl FlakyStore {
+    /// Storage whose messages and probe are this store's, the rest in memory.
+    pub fn storage(self: &Arc<Self>) -> Storage {
+        let memory = Arc::new(MemoryStore::default());
+        Storage {
+            accounts: memory.clone(),
+            rooms: memory.clone(),
+            messages: self.clone(),
+            read_state: memory,
+            probe: self.clone(),
+        }
+    }
+}
+
 #[async_trait]
 impl Messages for FlakyStore {
     async fn save(&self, message: &Message) -> Result<(), StoreError> {
@@ -118,6 +132,10 @@ impl Messages for FlakyStore {
 
     async fn history(&self, room: RoomId, page: HistoryPage) -> Result<Vec<Message>, StoreError> {
         self.inner.history(room, page).await
+    }
+
+    async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError> {
+        self.inner.contains(room, id).await
     }
 }
 

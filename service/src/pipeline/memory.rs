@@ -109,17 +109,12 @@ mod tests {
     use crate::{
         domain::{HistoryPage, Message},
         pipeline::doubles::{event, Emit, FlakyStore, RecordingFanout},
-        store::{memory::MemoryStore, Messages},
+        store::Messages,
     };
 
     async fn run(store: Arc<FlakyStore>, events: &[MessageCreated]) -> Arc<RecordingFanout> {
         let fanout = Arc::new(RecordingFanout::default());
-        let processor = Arc::new(Processor::new(
-            store.clone(),
-            Arc::new(MemoryStore::default()),
-            store,
-            fanout.clone(),
-        ));
+        let processor = Arc::new(Processor::new(store.storage(), fanout.clone()));
         let (bus, queue) = channel();
         let (stop, stopped) = watch::channel(false);
         let consumer = spawn_consumer(queue, processor, stopped);

@@ -37,7 +37,7 @@ use super::{
 };
 use crate::{
     domain::UserId,
-    store::{Messages, Probe, Rooms, StoreError},
+    store::{Storage, StoreError},
 };
 
 /// How long the store's probe may take to tell an outage.
@@ -63,28 +63,15 @@ impl From<Stopping> for ProcessError {
 
 /// Stores created messages and fans them out.
 pub struct Processor {
-    messages: Arc<dyn Messages>,
-    rooms: Arc<dyn Rooms>,
-    store: Arc<dyn Probe>,
+    storage: Storage,
     fanout: Arc<dyn Fanout>,
 }
 
 impl Processor {
-    /// A processor writing to `messages`, reading groups' members from
-    /// `rooms` (whose backend `store` probes), and delivering through
-    /// `fanout`.
-    pub fn new(
-        messages: Arc<dyn Messages>,
-        rooms: Arc<dyn Rooms>,
-        store: Arc<dyn Probe>,
-        fanout: Arc<dyn Fanout>,
-    ) -> Self {
-        Self {
-            messages,
-            rooms,
-            store,
-            fanout,
-        }
+    /// A processor writing messages and room activity to `storage`,
+    /// reading groups' members from it, and delivering through `fanout`.
+    pub fn new(storage: Storage, fanout: Arc<dyn Fanout>) -> Self {
+        Self { storage, fanout }
     }
 
     /// Stores the message (an idempotent upsert by id), then delivers it,
@@ -119,11 +106,14 @@ impl Processor {
         event: &MessageCreated,
         stop: &watch::Receiver<bool>,
     ) -> Result<Vec<UserId>, ProcessError> {
-        let mut outage = Outage::new(self.store.name(), stop);
+        let mut outage = Outage::new(self.storage.probe.name(), stop);
         loop {
             let started = Instant::now();
             let stored = async {
-                self.messages.save(&event.message).await?;
+                tokio::try_join!(
+                    self.storage.messages.save(&event.message),
+                    self.storage.read_state.touch(&event.message),
+                )?;
                 self.inbox_of(event).await
             };
             let error = match stored.await {
@@ -149,7 +139,7 @@ impl Processor {
         Ok(match event.recipient_id {
             Some(peer) => vec![peer],
             None => {
-                let mut members = self.rooms.members(event.message.room_id).await?;
+                let mut members = self.storage.rooms.members(event.message.room_id).await?;
                 members.retain(|member| *member != author);
                 members
             }
@@ -158,7 +148,7 @@ impl Processor {
 
     async fn store_answers(&self) -> bool {
         matches!(
-            tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await,
+            tokio::time::timeout(PROBE_TIMEOUT, self.storage.probe.ping()).await,
             Ok(Ok(()))
         )
     }
@@ -280,10 +270,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::{
-        pipeline::doubles::{event, FlakyStore, RecordingFanout},
-        store::memory::MemoryStore,
-    };
+    use crate::pipeline::doubles::{event, FlakyStore, RecordingFanout};
 
     struct Setup {
         store: Arc<FlakyStore>,
@@ -294,12 +281,7 @@ mod tests {
     fn setup() -> Setup {
         let store = Arc::new(FlakyStore::default());
         let fanout = Arc::new(RecordingFanout::default());
-        let processor = Arc::new(Processor::new(
-            store.clone(),
-            Arc::new(MemoryStore::default()),
-            store.clone(),
-            fanout.clone(),
-        ));
+        let processor = Arc::new(Processor::new(store.storage(), fanout.clone()));
         Setup {
             store,
             fanout,

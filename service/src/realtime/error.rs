@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::{
     domain::{ParseError, RoomId},
     pipeline::accept::AcceptError,
+    read_state::ReadError,
     store::StoreError,
 };
 
@@ -19,6 +20,9 @@ pub enum SocketError {
     /// The room is unknown or the user is not a participant (`chat_404`).
     #[error("room not found")]
     RoomNotFound,
+    /// The room has no such message (`chat_404`).
+    #[error("message not found")]
+    MessageNotFound,
     /// The user sends faster than allowed (`rate_limited`).
     #[error("too many messages; slow down")]
     RateLimited,
@@ -33,7 +37,7 @@ impl SocketError {
     pub fn name(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad_request",
-            Self::RoomNotFound => "chat_404",
+            Self::RoomNotFound | Self::MessageNotFound => "chat_404",
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "chat_503",
         }
@@ -67,6 +71,16 @@ impl From<StoreError> for SocketError {
     fn from(error: StoreError) -> Self {
         tracing::warn!(cause = %error, "backend call failed");
         Self::Unavailable
+    }
+}
+
+impl From<ReadError> for SocketError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::RoomNotFound => Self::RoomNotFound,
+            ReadError::MessageNotFound => Self::MessageNotFound,
+            ReadError::Store(error) => error.into(),
+        }
     }
 }
 

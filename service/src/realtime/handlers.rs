@@ -16,7 +16,7 @@ use tracing::{field, Instrument, Span};
 
 use super::{
     error::{Failure, SocketError},
-    payload::{parse_message, parse_room, room_hint},
+    payload::{parse_message, parse_read, parse_room, room_hint},
     respond::Responder,
     RealtimeState,
 };
@@ -49,6 +49,7 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId, state: &Realtim
     ));
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
+    socket.on("read", on_read::<A>);
     socket.on("message", InOrder(queue));
     socket.on_disconnect(on_disconnect::<A>);
 }
@@ -133,6 +134,47 @@ async fn on_leave<A: Adapter>(
     match room_of(payload) {
         Ok(room) => {
             socket.leave(room_channel(room));
+            respond.ok(&json!({ "status": "ok" }));
+        }
+        Err(failure) => respond.fail(&failure),
+    }
+}
+
+/// `read {roomId, messageId}`: moves the caller's read marker; when it
+/// moved, the room's members' sockets but this one hear `read`.
+async fn on_read<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(user): Extension<UserId>,
+    State(state): State<RealtimeState>,
+    TryData(payload): TryData<Value>,
+    respond: Responder<A>,
+) {
+    let span = tracing::info_span!("socket.read", user_id = %user, room_id = field::Empty);
+    let marked = async {
+        let value = payload.map_err(|_| bad_shape())?;
+        let (room, message) =
+            parse_read(&value).map_err(|error| Failure::new(error, room_hint(&value)))?;
+        Span::current().record("room_id", field::display(room));
+        state
+            .reading
+            .mark(user, room, message)
+            .await
+            .map_err(|error| Failure::new(error, Some(room)))
+    }
+    .instrument(span)
+    .await;
+    match marked {
+        Ok(moved) => {
+            if let Some(moved) = moved {
+                // `socket.to` reaches every instance and leaves this socket out.
+                if let Err(error) = socket
+                    .to(moved.to)
+                    .emit("notification", &moved.payload)
+                    .await
+                {
+                    tracing::warn!(cause = %error, "cannot tell the room of a read");
+                }
+            }
             respond.ok(&json!({ "status": "ok" }));
         }
         Err(failure) => respond.fail(&failure),

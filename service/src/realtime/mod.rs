@@ -47,6 +47,7 @@ use crate::{
     limits::Limits,
     membership::Membership,
     pipeline::{accept::Acceptor, fanout::Fanout},
+    read_state::Reading,
     sessions::Sessions,
 };
 
@@ -71,6 +72,8 @@ pub struct RealtimeState {
     pub sessions: Arc<dyn Sessions>,
     /// Who is in which room.
     pub membership: Arc<Membership>,
+    /// Read markers.
+    pub reading: Arc<Reading>,
     /// Per-user message rate (and the login throttle), across instances.
     pub limits: Arc<Limits>,
     /// Publishes accepted messages.

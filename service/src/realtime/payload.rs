@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::domain::{MessageText, ParseError, RoomId, RoomKind};
+use crate::domain::{MessageId, MessageText, ParseError, RoomId, RoomKind};
 
 /// Longest accepted `clientMessageId`, in characters.
 pub const MAX_CLIENT_MESSAGE_ID_CHARS: usize = 128;
@@ -40,6 +40,15 @@ fn string<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a str, Par
 pub fn parse_room(value: &Value) -> Result<RoomId, ParseError> {
     let fields = object(value, "payload")?;
     RoomId::parse(string(fields, "roomId")?)
+}
+
+/// A `read` payload `{"roomId", "messageId"}`.
+pub fn parse_read(value: &Value) -> Result<(RoomId, MessageId), ParseError> {
+    let fields = object(value, "payload")?;
+    let room = RoomId::parse(string(fields, "roomId")?)?;
+    let message = MessageId::parse(string(fields, "messageId")?)
+        .map_err(|e| ParseError(format!("messageId: {e}")))?;
+    Ok((room, message))
 }
 
 /// The room named by a payload, if it names a valid one (for error events).
@@ -152,6 +161,23 @@ mod tests {
         let mut case = valid(RoomId::random());
         case.as_object_mut().unwrap().remove("clientMessageId");
         assert_eq!(parse_message(&case).unwrap().client_message_id, None);
+    }
+
+    #[test]
+    fn read_needs_a_room_and_a_message_id() {
+        let room = RoomId::random();
+        let (parsed, message) =
+            parse_read(&json!({"roomId": room.to_string(), "messageId": "42"})).unwrap();
+        assert_eq!((parsed, message.as_i64()), (room, 42));
+        for bad in [
+            json!({"roomId": room.to_string()}),
+            json!({"roomId": room.to_string(), "messageId": 42}),
+            json!({"roomId": room.to_string(), "messageId": "-1"}),
+            json!({"roomId": "x", "messageId": "42"}),
+            json!("42"),
+        ] {
+            assert!(parse_read(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

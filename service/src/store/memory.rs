@@ -9,7 +9,7 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Account, Accounts, Added, Messages, Probe, Rooms, StoreError};
+use super::{Account, Accounts, Added, Messages, Probe, ReadState, RoomEntry, Rooms, StoreError};
 use crate::domain::{
     HistoryPage, Message, MessageId, Room, RoomId, RoomKind, RoomName, User, UserId, Username,
 };
@@ -20,6 +20,13 @@ pub struct MemoryStore {
     accounts: RwLock<AccountMaps>,
     rooms: RwLock<RoomMaps>,
     messages: RwLock<HashMap<RoomId, BTreeMap<MessageId, Message>>>,
+    read: RwLock<ReadMaps>,
+}
+
+#[derive(Default)]
+struct ReadMaps {
+    latest: HashMap<RoomId, Message>,
+    markers: HashMap<RoomId, BTreeMap<UserId, MessageId>>,
 }
 
 #[derive(Default)]
@@ -34,6 +41,20 @@ struct RoomMaps {
     by_pair: HashMap<(UserId, UserId), RoomId>,
     by_id: HashMap<RoomId, ([UserId; 2], DateTime<Utc>)>,
     groups: HashMap<RoomId, Group>,
+    by_user: HashMap<UserId, BTreeMap<RoomId, RoomEntry>>,
+}
+
+impl RoomMaps {
+    fn record(&mut self, user: UserId, room: RoomId, kind: RoomKind, created_at: DateTime<Utc>) {
+        self.by_user.entry(user).or_default().insert(
+            room,
+            RoomEntry {
+                room_id: room,
+                kind,
+                created_at,
+            },
+        );
+    }
 }
 
 struct Group {
@@ -96,8 +117,11 @@ impl Rooms for MemoryStore {
             return Ok(*room);
         }
         let room = RoomId::random();
+        let now = Utc::now();
         maps.by_pair.insert(pair, room);
-        maps.by_id.insert(room, ([pair.0, pair.1], Utc::now()));
+        maps.by_id.insert(room, ([pair.0, pair.1], now));
+        maps.record(a, room, RoomKind::Private, now);
+        maps.record(b, room, RoomKind::Private, now);
         Ok(room)
     }
 
@@ -126,7 +150,11 @@ impl Rooms for MemoryStore {
     }
 
     async fn create_group(&self, room: &Room) -> Result<(), StoreError> {
-        write(&self.rooms).groups.insert(
+        let mut maps = write(&self.rooms);
+        for user in &room.participant_ids {
+            maps.record(*user, room.room_id, RoomKind::Group, room.created_at);
+        }
+        maps.groups.insert(
             room.room_id,
             Group {
                 name: room.name.clone(),
@@ -171,14 +199,31 @@ impl Rooms for MemoryStore {
             return Ok(Added::OverLimit);
         }
         group.members.extend(new.iter().copied());
+        let created_at = group.created_at;
+        for user in &new {
+            maps.record(*user, room, RoomKind::Group, created_at);
+        }
         Ok(Added::Members(new.into_iter().collect()))
     }
 
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
-        Ok(write(&self.rooms)
+        let mut maps = write(&self.rooms);
+        let removed = maps
             .groups
             .get_mut(&room)
-            .is_some_and(|group| group.members.remove(&user)))
+            .is_some_and(|group| group.members.remove(&user));
+        if let Some(rooms) = maps.by_user.get_mut(&user) {
+            rooms.remove(&room);
+        }
+        Ok(removed)
+    }
+
+    async fn rooms_of(&self, user: UserId) -> Result<Vec<RoomEntry>, StoreError> {
+        Ok(read(&self.rooms)
+            .by_user
+            .get(&user)
+            .map(|rooms| rooms.values().copied().collect())
+            .unwrap_or_default())
     }
 }
 
@@ -218,6 +263,58 @@ impl Messages for MemoryStore {
             }
         };
         Ok(page)
+    }
+
+    async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError> {
+        Ok(read(&self.messages)
+            .get(&room)
+            .is_some_and(|messages| messages.contains_key(&id)))
+    }
+}
+
+#[async_trait]
+impl ReadState for MemoryStore {
+    async fn touch(&self, message: &Message) -> Result<(), StoreError> {
+        let mut maps = write(&self.read);
+        let latest = maps
+            .latest
+            .entry(message.room_id)
+            .or_insert_with(|| message.clone());
+        if latest.id < message.id {
+            *latest = message.clone();
+        }
+        Ok(())
+    }
+
+    async fn latest(&self, room: RoomId) -> Result<Option<Message>, StoreError> {
+        Ok(read(&self.read).latest.get(&room).cloned())
+    }
+
+    async fn mark_read(&self, room: RoomId, user: UserId, id: MessageId) -> Result<(), StoreError> {
+        let mut maps = write(&self.read);
+        let marker = maps
+            .markers
+            .entry(room)
+            .or_default()
+            .entry(user)
+            .or_insert(id);
+        *marker = (*marker).max(id);
+        Ok(())
+    }
+
+    async fn marker(&self, room: RoomId, user: UserId) -> Result<Option<MessageId>, StoreError> {
+        Ok(read(&self.read)
+            .markers
+            .get(&room)
+            .and_then(|markers| markers.get(&user).copied()))
+    }
+
+    async fn markers(&self, room: RoomId) -> Result<Vec<(UserId, MessageId)>, StoreError> {
+        Ok(read(&self.read)
+            .markers
+            .get(&room)
+            .map(|markers| markers.iter().map(|(user, id)| (*user, *id)).collect())
+            .unwrap_or_default())
     }
 }
 

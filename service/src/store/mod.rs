@@ -11,7 +11,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{HistoryPage, Message, Room, RoomId, User, UserId, Username};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    HistoryPage, Message, MessageId, Room, RoomId, RoomKind, User, UserId, Username,
+};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,17 @@ pub enum Added {
     NoGroup,
 }
 
+/// A room a user is in, as the user's own index holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomEntry {
+    /// The room.
+    pub room_id: RoomId,
+    /// Private or group.
+    pub kind: RoomKind,
+    /// When the room was made.
+    pub created_at: DateTime<Utc>,
+}
+
 /// Rooms: private rooms of two users, and groups.
 #[async_trait]
 pub trait Rooms: Send + Sync {
@@ -101,6 +116,8 @@ pub trait Rooms: Send + Sync {
     ) -> Result<Added, StoreError>;
     /// Takes `user` out of the group `room`; true when they were a member.
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    /// Every room `user` is in (one partition: bounded by their rooms).
+    async fn rooms_of(&self, user: UserId) -> Result<Vec<RoomEntry>, StoreError>;
 }
 
 /// Message history.
@@ -110,6 +127,27 @@ pub trait Messages: Send + Sync {
     async fn save(&self, message: &Message) -> Result<(), StoreError>;
     /// A page of a room's history, newest first.
     async fn history(&self, room: RoomId, page: HistoryPage) -> Result<Vec<Message>, StoreError>;
+    /// Whether `room` has a message `id`.
+    async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError>;
+}
+
+/// What each member has read, and each room's latest message.
+///
+/// Both only move forward: a marker or a latest message is replaced only
+/// by a larger message id, whatever order the writes arrive in (a Kafka
+/// re-delivery, two devices at once).
+#[async_trait]
+pub trait ReadState: Send + Sync {
+    /// Records `message` as its room's latest, unless a later one is.
+    async fn touch(&self, message: &Message) -> Result<(), StoreError>;
+    /// The latest message of `room`, if it has any.
+    async fn latest(&self, room: RoomId) -> Result<Option<Message>, StoreError>;
+    /// Moves `user`'s marker in `room` to `id`, unless it is past it.
+    async fn mark_read(&self, room: RoomId, user: UserId, id: MessageId) -> Result<(), StoreError>;
+    /// `user`'s marker in `room`.
+    async fn marker(&self, room: RoomId, user: UserId) -> Result<Option<MessageId>, StoreError>;
+    /// Every marker in `room`.
+    async fn markers(&self, room: RoomId) -> Result<Vec<(UserId, MessageId)>, StoreError>;
 }
 
 /// Something `/ready` can ask whether it answers.
@@ -130,6 +168,8 @@ pub struct Storage {
     pub rooms: Arc<dyn Rooms>,
     /// Messages.
     pub messages: Arc<dyn Messages>,
+    /// Read markers and each room's latest message.
+    pub read_state: Arc<dyn ReadState>,
     /// Readiness probe of the backend.
     pub probe: Arc<dyn Probe>,
 }
@@ -142,6 +182,7 @@ impl Storage {
             accounts: store.clone(),
             rooms: store.clone(),
             messages: store.clone(),
+            read_state: store.clone(),
             probe: store,
         }
     }
@@ -153,6 +194,7 @@ impl Storage {
             accounts: store.clone(),
             rooms: store.clone(),
             messages: store.clone(),
+            read_state: store.clone(),
             probe: store,
         }
     }

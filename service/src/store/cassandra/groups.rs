@@ -77,7 +77,7 @@ impl Statements {
             ))
             .await?,
             insert_room_of_user: prepare(format!(
-                "INSERT INTO {keyspace}.rooms_by_user (user_id, room_id, kind, joined_at) \
+                "INSERT INTO {keyspace}.rooms_by_user (user_id, room_id, kind, created_at) \
                  VALUES (?, ?, ?, ?)"
             ))
             .await?,
@@ -188,25 +188,26 @@ impl CassandraStore {
         Ok(members)
     }
 
-    /// Records `user` in `room` under both partition keys. Written on
-    /// every call, so a retried addition heals a half-written one.
+    /// Records `user` in `room` (made at `created_at`) under both
+    /// partition keys. Written on every call, so a retried addition heals
+    /// a half-written one.
     pub(super) async fn record_room_of(
         &self,
         room: RoomId,
         kind: RoomKind,
         user: UserId,
-        at: DateTime<Utc>,
+        created_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if kind == RoomKind::Group {
             self.session
-                .execute_unpaged(&self.groups().insert_member, (room.0, user.0, at))
+                .execute_unpaged(&self.groups().insert_member, (room.0, user.0, Utc::now()))
                 .await
                 .map_err(unavailable)?;
         }
         self.session
             .execute_unpaged(
                 &self.groups().insert_room_of_user,
-                (user.0, room.0, kind.as_str(), at),
+                (user.0, room.0, kind.as_str(), created_at),
             )
             .await
             .map_err(unavailable)?;
@@ -217,10 +218,10 @@ impl CassandraStore {
         &self,
         room: RoomId,
         users: &[UserId],
-        at: DateTime<Utc>,
+        created_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         stream::iter(users.iter().copied())
-            .map(|user| self.record_room_of(room, RoomKind::Group, user, at))
+            .map(|user| self.record_room_of(room, RoomKind::Group, user, created_at))
             .buffer_unordered(WRITES_IN_FLIGHT)
             .try_collect::<()>()
             .await
@@ -282,7 +283,7 @@ impl CassandraStore {
             if !was_applied(claim)? {
                 continue;
             }
-            self.record_members(room, &new, Utc::now()).await?;
+            self.record_members(room, &new, group.created_at).await?;
             return Ok(Added::Members(new));
         }
         Err(unavailable(anyhow::anyhow!(

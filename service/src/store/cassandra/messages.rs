@@ -8,7 +8,7 @@ use crate::{
     store::{Messages, StoreError},
 };
 
-type MessageRow = (
+pub(super) type MessageRow = (
     i64,
     Uuid,
     String,
@@ -93,25 +93,28 @@ impl CassandraStore {
             .map_err(unavailable)?
             .into_rows_result()
             .map_err(unavailable)?;
-        let mut messages = Vec::new();
-        for row in rows.rows::<MessageRow>().map_err(unavailable)? {
-            let (id, author, kind, content_kind, text, client_message_id, created_at) =
-                row.map_err(unavailable)?;
-            messages.push(Message {
-                id: MessageId::from_i64(id).map_err(unavailable)?,
-                room_id: room,
-                author_id: UserId(author),
-                kind,
-                content: MessageContent {
-                    kind: content_kind,
-                    message: text,
-                },
-                created_at,
-                client_message_id,
-            });
-        }
-        Ok(messages)
+        rows.rows::<MessageRow>()
+            .map_err(unavailable)?
+            .map(|row| message_of(room, row.map_err(unavailable)?))
+            .collect()
     }
+}
+
+/// A message of `room` from its stored columns.
+pub(super) fn message_of(room: RoomId, row: MessageRow) -> Result<Message, StoreError> {
+    let (id, author, kind, content_kind, text, client_message_id, created_at) = row;
+    Ok(Message {
+        id: MessageId::from_i64(id).map_err(unavailable)?,
+        room_id: room,
+        author_id: UserId(author),
+        kind,
+        content: MessageContent {
+            kind: content_kind,
+            message: text,
+        },
+        created_at,
+        client_message_id,
+    })
 }
 
 #[async_trait]
@@ -176,5 +179,19 @@ impl Messages for CassandraStore {
             messages.reverse();
         }
         Ok(messages)
+    }
+
+    async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError> {
+        let rows = self
+            .session
+            .execute_unpaged(
+                &self.statements.read.message_exists,
+                (room.0, self.bucket_of(id), id.as_i64()),
+            )
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(unavailable)?;
+        Ok(rows.rows_num() > 0)
     }
 }

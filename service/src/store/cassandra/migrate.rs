@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_groups.cql",
         cql: include_str!("../../../migrations/0004_groups.cql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_read_state.cql",
+        cql: include_str!("../../../migrations/0005_read_state.cql"),
+    },
 ];
 
 /// Splits a CQL file into statements, dropping `--` comment lines.

@@ -6,6 +6,7 @@ mod accounts;
 mod groups;
 mod messages;
 pub mod migrate;
+mod read_state;
 mod rooms;
 
 use std::{
@@ -102,6 +103,7 @@ struct Statements {
     messages_before: PreparedStatement,
     messages_after: PreparedStatement,
     groups: groups::Statements,
+    read: read_state::Statements,
 }
 
 impl CassandraStore {
@@ -134,7 +136,8 @@ impl Statements {
         let message_columns =
             "id, author_id, type, content_type, message, client_message_id, created_at";
         let mut room_by_pair_serial = prepare(format!(
-            "SELECT room_id FROM {keyspace}.rooms_by_pair WHERE user_low = ? AND user_high = ?"
+            "SELECT room_id, created_at FROM {keyspace}.rooms_by_pair \
+             WHERE user_low = ? AND user_high = ?"
         ))
         .await?;
         room_by_pair_serial.set_consistency(scylla::frame::types::Consistency::Serial);
@@ -169,7 +172,8 @@ impl Statements {
             ))
             .await?,
             room_by_pair: prepare(format!(
-                "SELECT room_id FROM {keyspace}.rooms_by_pair WHERE user_low = ? AND user_high = ?"
+                "SELECT room_id, created_at FROM {keyspace}.rooms_by_pair \
+             WHERE user_low = ? AND user_high = ?"
             ))
             .await?,
             room_by_pair_serial,
@@ -226,6 +230,7 @@ impl Statements {
             ))
             .await?,
             groups: groups::Statements::prepare(session, keyspace).await?,
+            read: read_state::Statements::prepare(session, keyspace).await?,
         })
     }
 }

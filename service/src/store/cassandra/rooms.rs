@@ -1,11 +1,11 @@
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{unavailable, was_applied, CassandraStore};
 use crate::{
     domain::{Room, RoomId, RoomKind, UserId},
-    store::{Added, Rooms, StoreError},
+    store::{Added, RoomEntry, Rooms, StoreError},
 };
 
 impl CassandraStore {
@@ -13,7 +13,7 @@ impl CassandraStore {
         &self,
         statement: &scylla::statement::prepared::PreparedStatement,
         pair: (Uuid, Uuid),
-    ) -> Result<Option<Uuid>, StoreError> {
+    ) -> Result<Option<(Uuid, DateTime<Utc>)>, StoreError> {
         let rows = self
             .session
             .execute_unpaged(statement, pair)
@@ -21,10 +21,8 @@ impl CassandraStore {
             .map_err(unavailable)?
             .into_rows_result()
             .map_err(unavailable)?;
-        Ok(rows
-            .maybe_first_row::<(Uuid,)>()
-            .map_err(unavailable)?
-            .map(|(room,)| room))
+        rows.maybe_first_row::<(Uuid, DateTime<Utc>)>()
+            .map_err(unavailable)
     }
 }
 
@@ -32,7 +30,7 @@ impl CassandraStore {
 impl Rooms for CassandraStore {
     async fn private_room(&self, a: UserId, b: UserId) -> Result<RoomId, StoreError> {
         let pair = if a <= b { (a.0, b.0) } else { (b.0, a.0) };
-        let room = match self
+        let (room, created_at) = match self
             .room_of_pair(&self.statements.room_by_pair, pair)
             .await?
         {
@@ -40,12 +38,12 @@ impl Rooms for CassandraStore {
             None => {
                 // The lightweight transaction makes racing callers agree:
                 // one claim wins, the others read the winner serially.
-                let candidate = Uuid::new_v4();
+                let candidate = (Uuid::new_v4(), Utc::now());
                 let claim = self
                     .session
                     .execute_unpaged(
                         &self.statements.claim_room,
-                        (pair.0, pair.1, candidate, Utc::now()),
+                        (pair.0, pair.1, candidate.0, candidate.1),
                     )
                     .await
                     .map_err(unavailable)?;
@@ -59,17 +57,16 @@ impl Rooms for CassandraStore {
             }
         };
         // Written on every call, so a crash between the writes heals.
-        let now = Utc::now();
         self.session
             .execute_unpaged(
                 &self.statements.insert_room_by_id,
-                (room, pair.0, pair.1, now),
+                (room, pair.0, pair.1, created_at),
             )
             .await
             .map_err(unavailable)?;
         let room = RoomId(room);
         for user in [a, b] {
-            self.record_room_of(room, RoomKind::Private, user, now)
+            self.record_room_of(room, RoomKind::Private, user, created_at)
                 .await?;
         }
         Ok(room)
@@ -119,5 +116,9 @@ impl Rooms for CassandraStore {
 
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
         self.remove_group_member(room, user).await
+    }
+
+    async fn rooms_of(&self, user: UserId) -> Result<Vec<RoomEntry>, StoreError> {
+        self.rooms_of_user(user).await
     }
 }
