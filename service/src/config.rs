@@ -24,7 +24,8 @@ pub struct Settings {
     pub kafka: Option<KafkaSettings>,
     /// Lifetime of a login token (`TOKEN_TTL_SECONDS`, default 7 days).
     pub token_ttl: Duration,
-    /// Largest accepted HTTP body (`HTTP_BODY_LIMIT_BYTES`, default 16 KiB).
+    /// Largest accepted HTTP body (`HTTP_BODY_LIMIT_BYTES`, default 64 KiB:
+    /// a group of 1,000 members is a body of about 40 KB).
     pub body_limit: usize,
     /// Width of a message partition's time bucket
     /// (`MESSAGE_BUCKET_SECONDS`, default 1 day). Fixed for a keyspace's life.
@@ -276,7 +277,7 @@ impl Settings {
             redis,
             kafka,
             token_ttl: Duration::from_secs(parse("TOKEN_TTL_SECONDS", "604800")?.max(1)),
-            body_limit: usize::try_from(parse("HTTP_BODY_LIMIT_BYTES", "16384")?)
+            body_limit: usize::try_from(parse("HTTP_BODY_LIMIT_BYTES", "65536")?)
                 .unwrap_or(usize::MAX),
             message_bucket: Duration::from_secs(message_bucket),
             realtime: RealtimeSettings {

@@ -5,9 +5,12 @@
 //! The list is made when it is read: one partition of `rooms_by_user`, then
 //! one row of `room_activity` per room to order them, then, for the page
 //! only, the room, the marker and the unread count. Nothing is written per
-//! member per message. The cost of a read grows with the number of rooms
-//! the user is in (a point read each), which a chat client pays once when
-//! it opens.
+//! member per message. Every page reads the activity row of every room
+//! the user is in (a point read each, 32 at a time) to find its place, so
+//! a page costs N point reads for a user in N rooms, and paging through
+//! all of them about N²/limit. That suits the first page a client opens on;
+//! a user in thousands of rooms would want an activity-ordered index per
+//! user, which costs a write per member per message instead.
 
 use std::{cmp::Reverse, sync::Arc};
 
@@ -21,9 +24,11 @@ use crate::{
 
 /// Exact unread counts go this high; above, `unreadCapped` is set.
 pub const UNREAD_CAP: u32 = 100;
-/// Rows read at most to count one room's unread messages (the reader's own
-/// messages are skipped, so it takes more than the cap in the worst case).
-const UNREAD_SCAN: usize = 1_000;
+/// Rows read at most to count one room's unread messages. The reader's own
+/// messages are skipped, so counting to the cap can take more rows than
+/// the cap; past this many, the count so far is answered with
+/// `unreadCapped` ("at least").
+const UNREAD_SCAN: usize = 5_000;
 /// Point reads issued at once.
 const READS_IN_FLIGHT: usize = 32;
 
@@ -93,13 +98,24 @@ impl Conversations {
             .await?;
         ordered.retain(|(cursor, _)| before.is_none_or(|before| *cursor < before));
         ordered.sort_unstable_by_key(|(cursor, _)| Reverse(*cursor));
-        ordered.truncate(limit);
-        let page: Vec<Option<Conversation>> = stream::iter(ordered)
-            .map(|(cursor, latest)| self.conversation(user, cursor, latest))
-            .buffered(READS_IN_FLIGHT)
-            .try_collect()
-            .await?;
-        Ok(page.into_iter().flatten().collect())
+        // A room whose details are gone (a group whose creation was cut
+        // short) is skipped, and the page filled from the next ones, so
+        // only the last page is short.
+        let mut page = Vec::with_capacity(limit);
+        let mut candidates = ordered.into_iter();
+        while page.len() < limit {
+            let chunk: Vec<_> = candidates.by_ref().take(limit - page.len()).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let found: Vec<Option<Conversation>> = stream::iter(chunk)
+                .map(|(cursor, latest)| self.conversation(user, cursor, latest))
+                .buffered(READS_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            page.extend(found.into_iter().flatten());
+        }
+        Ok(page)
     }
 
     /// The room's place in the list: its last message's id, or its
