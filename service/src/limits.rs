@@ -1,5 +1,6 @@
-//! Abuse limits counted across instances: the per-user `message` rate and
-//! the per-username login throttle.
+//! Abuse limits counted across instances: the per-user `message` rate,
+//! the per-username login throttle, and one `typing` per user and room per
+//! second.
 //!
 //! With Redis, every instance counts in the same keys, so adding instances
 //! does not multiply what a client is allowed. Without Redis (the embedded
@@ -14,13 +15,18 @@
 //! most `n` times the limit, as it did before the limits were shared.
 
 use std::{
+    collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use redis::aio::ConnectionManager;
 
-use crate::{domain::UserId, http::throttle::LoginThrottle, pipeline::rate_limit::RateLimiter};
+use crate::{
+    domain::{RoomId, UserId},
+    http::throttle::LoginThrottle,
+    pipeline::rate_limit::RateLimiter,
+};
 
 /// How long a limit check may wait for Redis before falling back.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
@@ -82,7 +88,39 @@ pub struct Limits {
     rate_per_second: u32,
     burst: u32,
     logins: LoginThrottle,
+    typing: TypingThrottle,
     shared: Option<Shared>,
+}
+
+/// How often a user's `typing` in one room is relayed at most.
+const TYPING_EVERY: Duration = Duration::from_secs(1);
+/// Entries the local typing throttle keeps before it drops stale ones.
+const TYPING_ENTRIES: usize = 10_000;
+
+/// The last relayed `typing` per user and room, in this process.
+#[derive(Default)]
+struct TypingThrottle {
+    last: Mutex<HashMap<(UserId, RoomId), Instant>>,
+}
+
+impl TypingThrottle {
+    fn check(&self, user: UserId, room: RoomId) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let now = Instant::now();
+        if last.len() >= TYPING_ENTRIES {
+            last.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
+        }
+        match last.get(&(user, room)) {
+            Some(at) if now.duration_since(*at) < TYPING_EVERY => false,
+            _ => {
+                last.insert((user, room), now);
+                true
+            }
+        }
+    }
 }
 
 impl Limits {
@@ -93,6 +131,7 @@ impl Limits {
             rate_per_second: rate_per_second.max(1),
             burst: burst.max(1),
             logins: LoginThrottle::default(),
+            typing: TypingThrottle::default(),
             shared: None,
         }
     }
@@ -112,6 +151,29 @@ impl Limits {
                 warned_at: Mutex::default(),
             }),
             ..Self::local(rate_per_second, burst)
+        }
+    }
+
+    /// Whether a `typing` of `user` in `room` is relayed now: the first in
+    /// a second, across instances (`SET NX` with a one-second expiry).
+    pub async fn allow_typing(&self, user: UserId, room: RoomId) -> bool {
+        let local = self.typing.check(user, room);
+        let Some(shared) = &self.shared else {
+            return local;
+        };
+        let mut connection = shared.connection.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(format!("{}typing:{user}:{room}", shared.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(TYPING_EVERY.as_millis() as u64);
+        match bounded(set.query_async::<Option<String>>(&mut connection)).await {
+            Ok(set) => set.is_some(),
+            Err(error) => {
+                shared.warn_fallback("typing", &error);
+                local
+            }
         }
     }
 

@@ -170,6 +170,8 @@ impl Application {
             sessions: sessions.clone(),
             membership: membership.clone(),
             reading: reading.clone(),
+            messages: storage.messages.clone(),
+            catch_ups: Arc::default(),
             limits: limits.clone(),
             acceptor: Arc::new(Acceptor::new(
                 bus,

@@ -31,6 +31,7 @@ macro_rules! on_both_backends {
 
 mod accounts;
 mod backends;
+mod continuity;
 mod corpus;
 mod delivery;
 mod frames;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use socketioxide::{adapter::Adapter, operators::BroadcastOperators, SocketIo};
 
-use super::{redis_driver::AdapterHealth, relay::Relay, seen::Seen, NAMESPACE};
+use super::{catch_up::CatchUps, redis_driver::AdapterHealth, relay::Relay, seen::Seen, NAMESPACE};
 use crate::{
     domain::{MessageId, RoomId, UserId},
     pipeline::fanout::{room_channel, socket_channel, user_channel, Delivery, Fanout, FanoutError},
@@ -118,6 +118,7 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
 pub struct LocalDelivery<A: Adapter> {
     io: SocketIo<A>,
     seen: Seen,
+    catch_ups: Arc<CatchUps>,
 }
 
 /// The `sent` and `inbox` notifications.
@@ -138,11 +139,12 @@ struct NoticeContent {
 }
 
 impl<A: Adapter> LocalDelivery<A> {
-    /// Emits on `io`'s sockets.
-    pub fn new(io: SocketIo<A>) -> Self {
+    /// Emits on `io`'s sockets, recording for the sockets in `catch_ups`.
+    pub fn new(io: SocketIo<A>, catch_ups: Arc<CatchUps>) -> Self {
         Self {
             io,
             seen: Seen::default(),
+            catch_ups,
         }
     }
 
@@ -162,6 +164,10 @@ impl<A: Adapter> LocalDelivery<A> {
         let Ok(sockets) = self.namespace() else {
             return;
         };
+        // Held until the emits are made: a catch-up waits for it (see
+        // `catch_up`), so a socket gets each message from one side only.
+        let delivering = self.catch_ups.delivering().await;
+        delivering.record(delivery);
         let room = room_channel(delivery.room_id);
         let except_origin: Vec<String> = delivery
             .origin_socket
@@ -217,6 +223,7 @@ impl<A: Adapter> LocalDelivery<A> {
                     .await
             },
         ];
+        drop(delivering);
         for error in emits.into_iter().filter_map(Result::err) {
             // Local emits fail only on a socket's full buffer (a client that
             // does not read); that socket misses the event, the rest get it.

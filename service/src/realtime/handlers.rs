@@ -47,7 +47,8 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId, state: &Realtim
         socket.id.to_string(),
         pending,
     ));
-    socket.on("join", on_join::<A>);
+    socket.on("join", super::joining::on_join::<A>);
+    socket.on("typing", super::typing::on_typing::<A>);
     socket.on("leave", on_leave::<A>);
     socket.on("read", on_read::<A>);
     socket.on("message", InOrder(queue));
@@ -92,35 +93,6 @@ async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReaso
     // A frame over the cap shows as a transport error (websocket) or a
     // parsing error (polling).
     tracing::info!(socket = %socket.id, reason = ?reason, "socket disconnected");
-}
-
-/// `join {roomId}`: members only.
-async fn on_join<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(user): Extension<UserId>,
-    State(state): State<RealtimeState>,
-    TryData(payload): TryData<Value>,
-    respond: Responder<A>,
-) {
-    let span = tracing::info_span!("socket.join", user_id = %user, room_id = field::Empty);
-    let joined = async {
-        let room = room_of(payload)?;
-        Span::current().record("room_id", field::display(room));
-        match state.membership.audience_of(room, user).await {
-            Ok(Some(_)) => Ok(room),
-            Ok(None) => Err(Failure::new(SocketError::RoomNotFound, Some(room))),
-            Err(error) => Err(Failure::new(error, Some(room))),
-        }
-    }
-    .instrument(span)
-    .await;
-    match joined {
-        Ok(room) => {
-            socket.join(room_channel(room));
-            respond.ok(&json!({ "status": "ok" }));
-        }
-        Err(failure) => respond.fail(&failure),
-    }
 }
 
 /// `leave {roomId}`: always fine for a valid room id.
@@ -254,12 +226,12 @@ async fn send(
     Ok(accepted)
 }
 
-fn room_of(payload: Result<Value, ParserError>) -> Result<RoomId, Failure> {
+pub(super) fn room_of(payload: Result<Value, ParserError>) -> Result<RoomId, Failure> {
     let value = payload.map_err(|_| bad_shape())?;
     parse_room(&value).map_err(|error| Failure::new(error, None))
 }
 
-fn bad_shape() -> Failure {
+pub(super) fn bad_shape() -> Failure {
     Failure::new(
         SocketError::BadRequest("payload must be a JSON object".to_owned()),
         None,

@@ -1,7 +1,9 @@
 //! The Socket.IO gateway: namespace `/chats` on the HTTP port.
 //!
 //! - [`auth`]: the handshake guard (token from header or auth payload).
-//! - [`handlers`]: `join`, `leave`, `message`.
+//! - [`catch_up`]: `join` with `since`, replay then live, with no race.
+//! - [`handlers`]: `leave`, `message`, `read`; [`joining`]: `join`;
+//!   [`typing`]: `typing`.
 //! - [`payload`]: hand-written parsing, so every bad shape is answered.
 //! - [`respond`] and [`error`]: answers on the ack or as an `error` event.
 //! - [`session`]: a socket ends with its login session (logout, expiry).
@@ -21,15 +23,18 @@
 //! Redis adapter.
 
 pub mod auth;
+pub mod catch_up;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
+pub mod joining;
 pub mod payload;
 pub mod redis_driver;
 pub mod relay;
 pub mod respond;
 pub mod seen;
 pub mod session;
+pub mod typing;
 
 use std::sync::Arc;
 
@@ -38,6 +43,7 @@ use socketioxide::{handler::ConnectHandler, ParserConfig, SocketIo, SocketIoBuil
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 use self::{
+    catch_up::CatchUps,
     fanout::{LocalDelivery, SocketFanout},
     redis_driver::{AdapterHealth, HealingDriver},
     relay::Relay,
@@ -49,6 +55,7 @@ use crate::{
     pipeline::{accept::Acceptor, fanout::Fanout},
     read_state::Reading,
     sessions::Sessions,
+    store::Messages,
 };
 
 /// The namespace of the chat.
@@ -65,6 +72,14 @@ pub const NAMESPACE: &str = "/chats";
 /// would read up to 64 MiB.
 pub const DEFAULT_FRAME_LIMIT: usize = 64 * 1024;
 
+/// Events one socket may have waiting to be written (socketioxide's
+/// default is 128). Past it, an emit to that socket fails: a client that
+/// does not read misses events rather than holding the server's memory.
+/// The room is for bursts: a group's messages, a catch-up's recorded live
+/// messages (emitted at once when it ends). The replay itself waits for
+/// room (`joining`).
+const SOCKET_BUFFER: usize = 1_024;
+
 /// What every socket handler can reach: cheap, cloneable handles.
 #[derive(Clone)]
 pub struct RealtimeState {
@@ -78,6 +93,10 @@ pub struct RealtimeState {
     pub limits: Arc<Limits>,
     /// Publishes accepted messages.
     pub acceptor: Arc<Acceptor>,
+    /// History, for catch-up.
+    pub messages: Arc<dyn Messages>,
+    /// Sockets of this instance catching up.
+    pub catch_ups: Arc<CatchUps>,
 }
 
 /// The gateway as the rest of the service sees it.
@@ -134,6 +153,7 @@ impl RedisLink {
 ///   total too (by default they could add up to 10 MB per packet).
 fn capped_builder(frame_limit: usize) -> SocketIoBuilder {
     SocketIo::builder()
+        .max_buffer_size(SOCKET_BUFFER)
         .ws_max_frame_size(frame_limit)
         .ws_max_message_size(frame_limit)
         .max_payload(u64::try_from(frame_limit).unwrap_or(u64::MAX))
@@ -149,11 +169,14 @@ pub async fn build(
     frame_limit: usize,
 ) -> anyhow::Result<Gateway> {
     let builder = capped_builder(frame_limit);
+    let catch_ups = state.catch_ups.clone();
     let Some(redis) = redis else {
         let (layer, io) = builder.with_state(state).build_layer();
         io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate));
         return Ok(Gateway {
-            fanout: Arc::new(SocketFanout::local(Arc::new(LocalDelivery::new(io)))),
+            fanout: Arc::new(SocketFanout::local(Arc::new(LocalDelivery::new(
+                io, catch_ups,
+            )))),
             layer: Box::new(move |router| router.layer(layer)),
         });
     };
@@ -169,7 +192,7 @@ pub async fn build(
     io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate))
         .await
         .context("starting the Socket.IO Redis adapter")?;
-    let local = Arc::new(LocalDelivery::new(io));
+    let local = Arc::new(LocalDelivery::new(io, catch_ups));
     let relay = Relay::start(redis.driver, relay_channel, local.clone())
         .await
         .context("subscribing to the relay channel")?;

@@ -42,6 +42,20 @@ pub fn parse_room(value: &Value) -> Result<RoomId, ParseError> {
     RoomId::parse(string(fields, "roomId")?)
 }
 
+/// A `join` payload `{"roomId", "since"?}`.
+pub fn parse_join(value: &Value) -> Result<(RoomId, Option<MessageId>), ParseError> {
+    let fields = object(value, "payload")?;
+    let room = RoomId::parse(string(fields, "roomId")?)?;
+    let since = match fields.get("since") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(since)) => {
+            Some(MessageId::parse(since).map_err(|e| ParseError(format!("since: {e}")))?)
+        }
+        Some(_) => return Err(ParseError("since must be a message id string".to_owned())),
+    };
+    Ok((room, since))
+}
+
 /// A `read` payload `{"roomId", "messageId"}`.
 pub fn parse_read(value: &Value) -> Result<(RoomId, MessageId), ParseError> {
     let fields = object(value, "payload")?;

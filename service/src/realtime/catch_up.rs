@@ -1,0 +1,197 @@
+//! Catch-up on `join {roomId, since}`: every message of the room newer than
+//! `since`, oldest first, then the live stream, none missing and none twice.
+//!
+//! # Why there is no race
+//!
+//! Every `reply` a socket gets live passes through this instance's
+//! [`LocalDelivery`](super::fanout::LocalDelivery), which holds the read
+//! side of [`CatchUps`] while it records and emits a message. A catch-up:
+//!
+//! 1. takes the socket out of the room and registers it (write side): from
+//!    here on, each delivery of the room is recorded for it, and none
+//!    reaches it live. A delivery that finished before this point was
+//!    stored before it (a message is delivered only once stored);
+//! 2. reads the history newer than `since`: it holds every message stored
+//!    before step 1, so every message is in the history, recorded, or both;
+//! 3. emits the history, oldest first;
+//! 4. under the write side again (no delivery in flight): emits what was
+//!    recorded and is newer than the last message replayed (the room's
+//!    order is the id order, so that skips exactly what step 3 sent), then
+//!    joins the socket to the room and unregisters it. Later deliveries
+//!    reach it live.
+//!
+//! A message stored after step 2 is delivered after step 1, so it is
+//! recorded; one delivered before step 1 is in the history. Nothing falls
+//! between, and the id filter keeps the overlap from arriving twice.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use serde_json::value::RawValue;
+use tokio::sync::{RwLock, RwLockReadGuard};
+
+use crate::{
+    domain::{MessageId, RoomId},
+    pipeline::fanout::Delivery,
+};
+
+/// Most messages one catch-up replays; `complete: false` says there are more.
+pub const MAX_REPLAY: usize = 1_000;
+
+/// A delivery recorded for a socket that is catching up.
+pub struct Recorded {
+    /// The message's id.
+    pub id: MessageId,
+    /// The `reply` payload.
+    pub reply: Box<RawValue>,
+}
+
+/// A socket catching up on a room.
+pub struct Pending {
+    socket: String,
+    recorded: Mutex<Vec<Recorded>>,
+}
+
+type Registry = HashMap<RoomId, Vec<Arc<Pending>>>;
+
+/// The sockets of this instance catching up, by room.
+#[derive(Default)]
+pub struct CatchUps {
+    rooms: RwLock<Registry>,
+}
+
+/// Held by a delivery while it records and emits (see the module doc).
+pub struct Delivering<'a>(RwLockReadGuard<'a, Registry>);
+
+impl Delivering<'_> {
+    /// Records `delivery` for the sockets catching up on its room (but the
+    /// one that sent it, which gets no `reply` of its own message).
+    pub fn record(&self, delivery: &Delivery) {
+        let Some(pending) = self.0.get(&delivery.room_id) else {
+            return;
+        };
+        for socket in pending {
+            if delivery.origin_socket.as_deref() == Some(socket.socket.as_str()) {
+                continue;
+            }
+            socket
+                .recorded
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .push(Recorded {
+                    id: delivery.message_id,
+                    reply: delivery.reply.clone(),
+                });
+        }
+    }
+}
+
+impl CatchUps {
+    /// The read side, for one delivery.
+    pub async fn delivering(&self) -> Delivering<'_> {
+        Delivering(self.rooms.read().await)
+    }
+
+    /// Step 1: `socket` starts recording the deliveries of `room`.
+    pub async fn start(&self, room: RoomId, socket: String) -> Arc<Pending> {
+        let pending = Arc::new(Pending {
+            socket,
+            recorded: Mutex::new(Vec::new()),
+        });
+        self.rooms
+            .write()
+            .await
+            .entry(room)
+            .or_default()
+            .push(pending.clone());
+        pending
+    }
+
+    /// Step 4: with no delivery in flight, hands `finish` what was
+    /// recorded, in delivery order, and unregisters `pending`.
+    pub async fn finish(
+        &self,
+        room: RoomId,
+        pending: &Arc<Pending>,
+        finish: impl FnOnce(Vec<Recorded>),
+    ) {
+        let mut rooms = self.rooms.write().await;
+        Self::unregister(&mut rooms, room, pending);
+        let recorded = std::mem::take(
+            &mut *pending
+                .recorded
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        );
+        finish(recorded);
+    }
+
+    /// Gives up on `pending` (the history could not be read).
+    pub async fn abandon(&self, room: RoomId, pending: &Arc<Pending>) {
+        Self::unregister(&mut *self.rooms.write().await, room, pending);
+    }
+
+    fn unregister(rooms: &mut Registry, room: RoomId, pending: &Arc<Pending>) {
+        if let Some(sockets) = rooms.get_mut(&room) {
+            sockets.retain(|socket| !Arc::ptr_eq(socket, pending));
+            if sockets.is_empty() {
+                rooms.remove(&room);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{MessageIdGenerator, UserId};
+
+    fn delivery(room: RoomId, id: MessageId, origin: Option<&str>) -> Delivery {
+        Delivery {
+            message_id: id,
+            room_id: room,
+            author_id: UserId::random(),
+            inbox: Vec::new(),
+            origin_socket: origin.map(str::to_owned),
+            reply: serde_json::value::to_raw_value(&id.to_string()).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_recorded_only_while_catching_up_and_not_for_their_sender() {
+        let ids = MessageIdGenerator::new(1);
+        let (room, other) = (RoomId::random(), RoomId::random());
+        let catch_ups = CatchUps::default();
+        let before = ids.next_id();
+        catch_ups
+            .delivering()
+            .await
+            .record(&delivery(room, before, None));
+
+        let pending = catch_ups.start(room, "s1".to_owned()).await;
+        let (mine, theirs, elsewhere) = (ids.next_id(), ids.next_id(), ids.next_id());
+        {
+            let delivering = catch_ups.delivering().await;
+            delivering.record(&delivery(room, mine, Some("s1")));
+            delivering.record(&delivery(room, theirs, Some("s2")));
+            delivering.record(&delivery(other, elsewhere, None));
+        }
+        let mut handed = Vec::new();
+        catch_ups
+            .finish(room, &pending, |recorded| {
+                handed = recorded.iter().map(|r| r.id).collect()
+            })
+            .await;
+        assert_eq!(handed, vec![theirs]);
+
+        let after = ids.next_id();
+        catch_ups
+            .delivering()
+            .await
+            .record(&delivery(room, after, None));
+        assert!(pending.recorded.lock().unwrap().is_empty());
+        assert!(catch_ups.rooms.read().await.is_empty());
+    }
+}
