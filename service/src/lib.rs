@@ -29,6 +29,7 @@ pub mod limits;
 pub mod membership;
 pub mod passwords;
 pub mod pipeline;
+pub mod presence;
 pub mod read_state;
 pub mod realtime;
 pub mod sessions;

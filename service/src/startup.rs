@@ -31,6 +31,7 @@ use crate::{
         topics::Topics,
         Bus,
     },
+    presence::{redis::RedisPresence, Keeper, Presence},
     read_state::{conversations::Conversations, Reading},
     realtime::{self, RealtimeState, RedisLink},
     sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
@@ -166,12 +167,22 @@ impl Application {
             realtime.room_cache_capacity,
         ));
         let reading = Arc::new(Reading::new(storage.clone(), membership.clone()));
+        let presence = Keeper::new(
+            Arc::new(match (&settings.redis, &redis) {
+                (Some(settings), Some(connection)) => Presence::Shared(Arc::new(
+                    RedisPresence::new(connection.clone(), settings.prefix.clone()),
+                )),
+                _ => Presence::local(),
+            }),
+            storage.rooms.clone(),
+        );
         let realtime_state = RealtimeState {
             sessions: sessions.clone(),
             membership: membership.clone(),
             reading: reading.clone(),
             messages: storage.messages.clone(),
             catch_ups: Arc::default(),
+            presence: presence.clone(),
             limits: limits.clone(),
             acceptor: Arc::new(Acceptor::new(
                 bus,
@@ -183,6 +194,7 @@ impl Application {
         let processing_storage = storage.clone();
         let gateway = realtime::build(realtime_state, adapter, realtime.frame_limit).await?;
         let sockets = gateway.fanout.clone();
+        presence.tell_through(sockets.clone());
         let groups = Arc::new(Groups::new(
             storage.rooms.clone(),
             storage.accounts.clone(),
@@ -195,6 +207,7 @@ impl Application {
             membership,
             groups,
             reading,
+            presence,
             sessions,
             sockets: sockets.clone(),
             probes,

@@ -38,6 +38,7 @@ mod frames;
 mod groups;
 mod history;
 mod order;
+mod presence;
 mod read_state;
 mod realtime;
 mod rooms;

@@ -41,7 +41,7 @@ pub(super) struct RoomDetail {
     room: Room,
     /// Each member's read marker.
     read_markers: BTreeMap<UserId, MessageId>,
-    /// Members online now (filled in by presence, issue #13).
+    /// Members online now.
     online: Vec<UserId>,
 }
 
@@ -76,8 +76,8 @@ pub(super) async fn get(
             .into_iter()
             .filter(|(user, _)| room.participant_ids.contains(user))
             .collect(),
+        online: state.presence.online(&room.participant_ids).await?,
         room,
-        online: Vec::new(),
     }))
 }
 

@@ -30,6 +30,7 @@ use crate::{
     limits::Limits,
     membership::{groups::Groups, Membership},
     pipeline::fanout::Fanout,
+    presence::Keeper,
     read_state::{conversations::Conversations, Reading},
     sessions::Sessions,
     store::{Probe, Storage},
@@ -48,6 +49,8 @@ pub struct AppState {
     pub reading: Arc<Reading>,
     /// The conversation list.
     pub conversations: Arc<Conversations>,
+    /// Who is online.
+    pub presence: Arc<Keeper>,
     /// Login sessions.
     pub sessions: Arc<dyn Sessions>,
     /// The sockets of every instance, to end a session's sockets.

@@ -2,7 +2,7 @@
 //! Each runs in a span carrying the user, room and message ids.
 
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use socketioxide::{
     adapter::Adapter,
@@ -11,7 +11,7 @@ use socketioxide::{
     socket::{DisconnectReason, Socket},
     ParserError,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{field, Instrument, Span};
 
 use super::{
@@ -40,6 +40,16 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId, state: &Realtim
     socket.join([user_channel(user), socket_channel(&socket.id.to_string())]);
     metrics::gauge!("sockets_connected").increment(1.0);
     tracing::info!(user_id = %user, socket = %socket.id, "socket connected");
+    let (gone, gone_signal) = oneshot::channel();
+    socket
+        .extensions
+        .insert(Gone(Arc::new(Mutex::new(Some(gone)))));
+    tokio::spawn(
+        state
+            .presence
+            .clone()
+            .keep(user, socket.id.to_string(), gone_signal),
+    );
     let (queue, pending) = mpsc::channel(SEND_QUEUE);
     tokio::spawn(send_in_order(
         state.clone(),
@@ -87,8 +97,17 @@ impl<A: Adapter> MessageHandler<A, InOrder<A>> for InOrder<A> {
 /// client heard CONNECT.
 pub async fn on_connect() {}
 
+/// Fired when the socket disconnects, for its presence task.
+#[derive(Clone)]
+struct Gone(Arc<Mutex<Option<oneshot::Sender<()>>>>);
+
 async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReason) {
     super::session::unbind(&socket);
+    if let Some(Gone(gone)) = socket.extensions.get::<Gone>() {
+        if let Some(gone) = gone.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = gone.send(());
+        }
+    }
     metrics::gauge!("sockets_connected").decrement(1.0);
     // A frame over the cap shows as a transport error (websocket) or a
     // parsing error (polling).

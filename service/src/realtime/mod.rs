@@ -53,6 +53,7 @@ use crate::{
     limits::Limits,
     membership::Membership,
     pipeline::{accept::Acceptor, fanout::Fanout},
+    presence::Keeper,
     read_state::Reading,
     sessions::Sessions,
     store::Messages,
@@ -97,6 +98,8 @@ pub struct RealtimeState {
     pub messages: Arc<dyn Messages>,
     /// Sockets of this instance catching up.
     pub catch_ups: Arc<CatchUps>,
+    /// Who is online.
+    pub presence: Arc<Keeper>,
 }
 
 /// The gateway as the rest of the service sees it.
