@@ -4,7 +4,8 @@
 //!   private room, or the group room its first member creates), open the
 //!   socket, join.
 //! - `converse` (the one iteration): wait for the common start, send on
-//!   schedule ([`crate::plan`]) for the run's duration, keep listening
+//!   schedule ([`crate::plan`]) for the run's duration (marking the room
+//!   read as messages arrive, with `LOAD_MARK_READ`), keep listening
 //!   through the grace period, hand every timing to goose, close the
 //!   socket. In chaos mode a lost socket is replaced (on either instance)
 //!   and what was missed is read through history, as a real client would.
@@ -226,6 +227,9 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
             .and_then(|due| start.checked_add(due))
             .filter(|at| *at < send_end);
         let ack_deadline = conversation.ack_deadline();
+        let read_due = conversation
+            .read_due()
+            .filter(|due| *due < send_end && conversation.socket_open());
         tokio::select! {
             received = chatter.events.recv() => match received {
                 Some(received) => conversation.receive(received, &mut timings),
@@ -240,6 +244,8 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
             () = tokio::time::sleep_until(ack_deadline.unwrap_or(grace_end)), if ack_deadline.is_some() => {
                 conversation.ack_timed_out(&mut timings);
             }
+            // The read is sent below, with whatever else is due.
+            () = tokio::time::sleep_until(read_due.unwrap_or(grace_end)), if read_due.is_some() => {}
             _ = done_check.tick() => {}
             () = tokio::time::sleep_until(grace_end) => break,
         }
@@ -249,6 +255,9 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
             break;
         }
         conversation.pump(&chatter.socket, &mut timings).await;
+        conversation
+            .mark_read(&chatter.socket, send_end, &mut timings)
+            .await;
         record(user, &mut timings).await;
         // A chatter behind schedule still owes the messages due before the
         // end: it is not finished (its partner would stop listening).

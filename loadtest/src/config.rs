@@ -3,8 +3,9 @@
 //!
 //! Goose parses `--host`, `--users`, `--increase-rate`, `--report-file` and
 //! the rest; this module fills in this tool's defaults where they were not
-//! given, takes this tool's own `--room-size` ([`room_size`]) and reads the
-//! `LOAD_*` variables (see `loadtest/README.md`).
+//! given, takes this tool's own `--room-size` ([`room_size`]) and
+//! `--mark-read` ([`command_line`]) and reads the `LOAD_*` variables (see
+//! `loadtest/README.md`).
 
 use std::{env, path::PathBuf, time::Duration};
 
@@ -13,10 +14,12 @@ use goose::config::GooseConfiguration;
 
 mod capacity;
 mod chaos;
+pub mod command_line;
 pub mod room_size;
 
 pub use capacity::CapacitySettings;
 pub use chaos::ChaosSettings;
+pub use command_line::OwnFlags;
 
 use crate::{coord::Rooms, plan::RatePlan};
 
@@ -76,6 +79,10 @@ pub struct Settings {
     /// past one, messages leave on schedule without waiting for the
     /// previous answer, on this tool's own Socket.IO client.
     pub pipeline: usize,
+    /// Chatters mark their room read as they receive (`--mark-read`,
+    /// `LOAD_MARK_READ=1`): a `read` up to the newest message at most once
+    /// a second each, its ack counted (see [`crate::conversation`]).
+    pub mark_read: bool,
     /// The chaos mode (`LOAD_CHAOS=1`): faults during the load, clients
     /// that reconnect and catch up, and a per-fault verdict.
     pub chaos: Option<ChaosSettings>,
@@ -86,20 +93,17 @@ pub struct Settings {
 
 impl Settings {
     /// Fills goose's configuration with this tool's defaults and reads the
-    /// environment; `room_size` is the `--room-size` flag, if given. The
-    /// report files goose writes are put in the report directory unless
-    /// `--report-file` was given.
-    pub fn resolve(
-        goose: &mut GooseConfiguration,
-        room_size: Option<&str>,
-    ) -> anyhow::Result<Self> {
+    /// environment; `own` are this tool's flags. The report files goose
+    /// writes are put in the report directory unless `--report-file` was
+    /// given.
+    pub fn resolve(goose: &mut GooseConfiguration, own: &OwnFlags) -> anyhow::Result<Self> {
         let host = goose
             .host
             .get_or_insert_with(|| DEFAULT_HOST.to_owned())
             .trim_end_matches('/')
             .to_owned();
         let users = *goose.users.get_or_insert(DEFAULT_USERS);
-        let room_size = room_size::resolve(room_size, users)?;
+        let room_size = room_size::resolve(own.room_size.as_deref(), users)?;
         let increase_rate = match (&goose.increase_rate, &goose.increase_time) {
             (Some(rate), _) => rate
                 .parse::<f64>()
@@ -151,6 +155,10 @@ impl Settings {
             // A lost socket sends its one unanswered message again; the
             // chaos client is built around one message in flight.
             bail!("LOAD_CHAOS runs with one ack in flight: leave LOAD_PIPELINE unset");
+        }
+        let mark_read = own.mark_read || env_switch("LOAD_MARK_READ")?;
+        if mark_read {
+            check_mark_read(pipeline, chaos.is_some())?;
         }
         // In chaos mode the nemesis ends the sending; LOAD_DURATION is a cap.
         // In capacity mode it is a cap on the steps, which make the duration.
@@ -218,6 +226,7 @@ impl Settings {
                 .unwrap_or_else(|| "fanout_latency_seconds".to_owned()),
             run_tag,
             pipeline,
+            mark_read,
             chaos,
             capacity,
         })
@@ -251,6 +260,36 @@ fn env_value(name: &str) -> anyhow::Result<Option<String>> {
         Err(env::VarError::NotPresent) => Ok(None),
         Err(error) => Err(error).with_context(|| format!("{name} is not valid UTF-8")),
     }
+}
+
+/// `1` or `0` (unset is `0`).
+fn env_switch(name: &str) -> anyhow::Result<bool> {
+    match env_value(name)?.as_deref() {
+        None | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(other) => bail!("{name}={other:?}: expected 1 or 0"),
+    }
+}
+
+/// Marking rooms read needs a client that carries a `read` ack beside the
+/// `message` acks, and a mode that has a place for it.
+fn check_mark_read(pipeline: usize, chaos: bool) -> anyhow::Result<()> {
+    if chaos {
+        // The recording client and its checker know only messages.
+        bail!("LOAD_MARK_READ (--mark-read) is not for the chaos mode: leave it unset with LOAD_CHAOS");
+    }
+    if pipeline < 2 {
+        // rust_socketio picks ack ids at random and hands an ack to every
+        // callback waiting with that id: a read beside a message could get
+        // the message's ack, or the reader panic (socket/library.rs).
+        bail!(
+            "LOAD_MARK_READ (--mark-read) needs this tool's own Socket.IO client, which numbers its acks: \
+             set LOAD_PIPELINE to 2 or more (and the same in the run you compare with). \
+             With LOAD_PIPELINE=1 the chatters run on rust_socketio, which carries one ack at a time, \
+             so a read would hold up the messages due behind it"
+        );
+    }
+    Ok(())
 }
 
 fn env_duration(name: &str, default: Duration) -> anyhow::Result<Duration> {
@@ -376,6 +415,16 @@ mod tests {
             vec!["redis", "cassandra", "kafka", "instance-2"]
         );
         assert!(words(" , ").is_empty());
+    }
+
+    #[test]
+    fn marking_read_needs_the_pipelined_client_and_no_chaos() {
+        assert!(check_mark_read(2, false).is_ok());
+        assert!(check_mark_read(16, false).is_ok());
+        let error = check_mark_read(1, false).unwrap_err().to_string();
+        assert!(error.contains("set LOAD_PIPELINE to 2 or more"), "{error}");
+        let error = check_mark_read(2, true).unwrap_err().to_string();
+        assert!(error.contains("chaos"), "{error}");
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //!
 //! In capacity mode every send, answer and delivery is also accounted to
 //! the step its message was due in ([`crate::capacity`]).
+//!
+//! With `LOAD_MARK_READ` it marks the room read as messages arrive, at most
+//! once a second ([`reading`]).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -27,17 +30,23 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 mod in_flight;
+mod read_throttle;
+mod reading;
 mod receive;
 mod recording;
 
-use self::in_flight::{AckWindow, InFlight};
+pub use self::reading::{ReadCounters, ReadCounts};
+use self::{
+    in_flight::{AckWindow, InFlight},
+    reading::Reading,
+};
 use crate::{
     capacity::CapacityRun,
     chaos::history::UnknownCause,
     clock,
     latency::{lock, Kind},
     payload,
-    socket::ChatSocket,
+    socket::{ChatSocket, Tag},
     state::{Counters, RunState},
 };
 
@@ -103,6 +112,8 @@ pub struct Conversation {
     /// The highest id of the room-mates' messages received, where a
     /// catch-up starts.
     last_seen: Option<u64>,
+    /// Marking the room read (`LOAD_MARK_READ`); `None` when off.
+    reading: Option<Reading>,
 }
 
 impl Conversation {
@@ -120,6 +131,7 @@ impl Conversation {
     ) -> Self {
         let resilient = run.chaos.is_some();
         let pipeline = run.settings.pipeline;
+        let marks_read = run.settings.mark_read;
         let message_type = if run.settings.rooms().is_group() {
             "group"
         } else {
@@ -154,6 +166,7 @@ impl Conversation {
             connection: 0,
             instance,
             last_seen: None,
+            reading: marks_read.then(|| Reading::new(start)),
         }
     }
 
@@ -168,9 +181,13 @@ impl Conversation {
             .push_back((seq, clock::micros(scheduled.into_std())));
     }
 
-    /// When the oldest ack in flight times out, if one is in flight.
+    /// When the oldest ack in flight (of a message or a read) times out,
+    /// if one is in flight.
     pub fn ack_deadline(&self) -> Option<Instant> {
-        self.in_flight.next_deadline()
+        match (self.in_flight.next_deadline(), self.read_ack_deadline()) {
+            (Some(message), Some(read)) => Some(message.min(read)),
+            (message, read) => message.or(read),
+        }
     }
 
     /// Emits the messages due, as far as the ack window allows.
@@ -209,7 +226,7 @@ impl Conversation {
             history.emitted(seq, scheduled_us, clock::now_micros(), self.instance);
         }
         match socket
-            .emit_tracked("message", data, settings.ack_timeout, seq)
+            .emit_tracked("message", data, settings.ack_timeout, Tag::Message(seq))
             .await
         {
             Ok(()) => {
@@ -244,7 +261,9 @@ impl Conversation {
 
     /// The acks in flight whose time is up did not come in time.
     pub fn ack_timed_out(&mut self, timings: &mut Vec<Timing>) {
-        for flight in self.in_flight.expire(Instant::now()) {
+        let now = Instant::now();
+        self.read_acks_timed_out(now, timings);
+        for flight in self.in_flight.expire(now) {
             Counters::bump(&self.run.counters.ack_timeouts);
             timings.push(failure(Kind::Ack, flight.scheduled_us, "ack_timeout"));
             if let Some(mut history) = self.history(self.index) {
@@ -270,6 +289,11 @@ impl Conversation {
         self.run.capacity.as_ref()
     }
 
+    /// True while the chatter's socket is open.
+    pub fn socket_open(&self) -> bool {
+        self.socket_open
+    }
+
     /// Nothing due and no ack awaited.
     pub fn idle(&self) -> bool {
         self.in_flight.is_empty() && (self.backlog.is_empty() || !self.socket_open)
@@ -284,13 +308,15 @@ impl Conversation {
     }
 
     /// Finished, and nothing more is expected: every room-mate's stream is
-    /// all delivered here and every `sent` notification came.
+    /// all delivered here, every `sent` notification came and every read
+    /// was answered.
     pub fn done(&self) -> bool {
         // In chaos mode an unanswered message may still arrive: listen on
         // to the end of the grace period.
         !self.resilient
             && self.finished
             && self.awaiting_notice.is_empty()
+            && self.reads_settled()
             && self
                 .authors
                 .values()
@@ -300,6 +326,7 @@ impl Conversation {
     /// Accounts for what never happened, when the chatter stops.
     pub fn close(&mut self) {
         self.finish();
+        self.close_reads();
         for flight in self.in_flight.drain() {
             if let Some(mut history) = self.history(self.index) {
                 history.unknown(flight.seq, UnknownCause::AckTimeout);

@@ -37,6 +37,8 @@ pub enum Kind {
     /// tool's own lag (timer wake-up, CPU contention, waiting for the
     /// previous ack), included in the other three.
     SendLag,
+    /// A `read` emitted → its ack `ok` (`LOAD_MARK_READ`).
+    ReadAck,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ impl Kind {
             Kind::SentNotice => "sent_notice",
             Kind::CreatedToReply => "created_to_reply",
             Kind::SendLag => "send_lag",
+            Kind::ReadAck => "read_ack",
         }
     }
 }
@@ -129,6 +132,7 @@ pub struct Latencies {
     sent_notice: Mutex<Histogram<u64>>,
     created_to_reply: Mutex<Histogram<u64>>,
     send_lag: Mutex<Histogram<u64>>,
+    read_ack: Mutex<Histogram<u64>>,
     seconds: Mutex<Vec<Second>>,
 }
 
@@ -145,6 +149,7 @@ impl Latencies {
             sent_notice: Mutex::new(whole()),
             created_to_reply: Mutex::new(whole()),
             send_lag: Mutex::new(whole()),
+            read_ack: Mutex::new(whole()),
             seconds: Mutex::new(Vec::new()),
         }
     }
@@ -187,6 +192,7 @@ impl Latencies {
             Kind::SentNotice => &self.sent_notice,
             Kind::CreatedToReply => &self.created_to_reply,
             Kind::SendLag => &self.send_lag,
+            Kind::ReadAck => &self.read_ack,
         }
     }
 

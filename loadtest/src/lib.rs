@@ -11,7 +11,8 @@
 //! - [`plan`]: the total rate over time (fixed, or rising in steps) and
 //!   when each chatter's messages are due.
 //! - [`chatter`]: the goose scenario (setup, then the conversation);
-//!   [`conversation`] is a chatter's send/receive logic, [`http`] its HTTP
+//!   [`conversation`] is a chatter's send/receive logic (and marking its
+//!   room read, `--mark-read`), [`http`] its HTTP
 //!   calls, [`socket`] the Socket.IO clients (rust_socketio, and this
 //!   tool's own for the pipelined mode), [`payload`] the text that carries
 //!   the sequence number and send time.

@@ -11,7 +11,7 @@ use crate::{
     capacity::{self, controller::Outcome, report::CapacityReport},
     chaos::{self, nemesis},
     chatter, clock,
-    config::{room_size, Settings},
+    config::{command_line, Settings},
     prometheus::Scrape,
     report::{self, server::ServerLatency, summary::Summary, table},
     sampler,
@@ -26,8 +26,8 @@ const EXIT_PROBLEMS: u8 = 3;
 /// Runs the load test described by the command line and environment.
 pub async fn run() -> anyhow::Result<ExitCode> {
     clock::origin();
-    let (mut goose_config, room_size) = room_size::command_line()?;
-    let settings = Settings::resolve(&mut goose_config, room_size.as_deref())?;
+    let (mut goose_config, own_flags) = command_line::parse()?;
+    let settings = Settings::resolve(&mut goose_config, &own_flags)?;
     fs::create_dir_all(&settings.report_dir)
         .with_context(|| format!("creating {}", settings.report_dir.display()))?;
     warn_about_file_limit(settings.users);
@@ -152,8 +152,13 @@ fn announce(settings: &Settings) {
         2 => "in pairs".to_owned(),
         size => format!("in group rooms of {size}"),
     };
+    let reads = if settings.mark_read {
+        ", marking rooms read (each chatter at most once a second)"
+    } else {
+        ""
+    };
     println!(
-        "load: {} chatters {rooms} at {} users/s, {rate} {:?} grace, {} ack(s) in flight per socket, against {}; reports in {}",
+        "load: {} chatters {rooms} at {} users/s, {rate} {:?} grace, {} ack(s) in flight per socket{reads}, against {}; reports in {}",
         settings.users,
         settings.increase_rate,
         settings.grace,

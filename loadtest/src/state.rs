@@ -21,6 +21,7 @@ use crate::{
     capacity::CapacityRun,
     chaos::ChaosRun,
     config::Settings,
+    conversation::ReadCounters,
     coord::{Registry, RoomBoard, StartGate},
     latency::{lock, Latencies},
     ledger::{StreamLedger, Tally},
@@ -194,6 +195,8 @@ pub struct Counters {
     pub foreign_replies: AtomicU64,
     /// Ack errors and `error` events by name.
     pub errors: Mutex<BTreeMap<String, u64>>,
+    /// The reads of `LOAD_MARK_READ`.
+    pub reads: ReadCounters,
 }
 
 impl Counters {

@@ -1,5 +1,6 @@
-//! The receiving side of a conversation: acks, the room-mates' `reply`
-//! events, `sent` notifications and what the socket says about itself.
+//! The receiving side of a conversation: acks (of messages, and of reads,
+//! see [`super::reading`]), the room-mates' `reply` events, `sent`
+//! notifications and what the socket says about itself.
 
 use serde_json::Value;
 
@@ -10,7 +11,7 @@ use crate::{
     latency::{lock, Kind},
     ledger::Delivery,
     payload,
-    socket::{Inbound, Received},
+    socket::{Inbound, Received, Tag},
     state::Counters,
 };
 
@@ -19,7 +20,14 @@ impl Conversation {
     pub fn receive(&mut self, received: Received, timings: &mut Vec<Timing>) {
         let at_us = received.at_us;
         match received.event {
-            Inbound::Ack { tag, data } => self.on_ack(tag, &data, at_us, timings),
+            Inbound::Ack {
+                tag: Tag::Message(seq),
+                data,
+            } => self.on_ack(seq, &data, at_us, timings),
+            Inbound::Ack {
+                tag: Tag::Read(number),
+                data,
+            } => self.on_read_ack(number, &data, at_us, timings),
             Inbound::Reply(message) => self.on_reply(&message, at_us, timings),
             Inbound::Notification(notice) => self.on_notification(&notice, at_us, timings),
             Inbound::ServerError(error) => {
@@ -119,6 +127,7 @@ impl Conversation {
             return;
         };
         if let Some(id) = message_id(&message["id"]) {
+            self.saw(&id);
             let seq = self.seq_of(author.index, message).unwrap_or(seq);
             if !self.received(author.index, seq, &id, at_us, Path::Live) {
                 return;

@@ -2,6 +2,7 @@
 //! the terminal (goose writes its own HTML/JSON/Markdown next to them).
 
 pub mod plot;
+pub mod reads;
 pub mod server;
 pub mod summary;
 pub mod table;
@@ -35,8 +36,13 @@ pub fn write(dir: &Path, summary: &Summary, samples: &Samples) -> anyhow::Result
         2 => String::new(),
         size => format!(" in rooms of {size}"),
     };
+    let marking = if summary.run.mark_read {
+        ", marking read"
+    } else {
+        ""
+    };
     let title = format!(
-        "{} chatters{rooms}, {rate}, pipeline {}, {:.0}s — fan-out p99 {:.1} ms, lost {}",
+        "{} chatters{rooms}, {rate}, pipeline {}{marking}, {:.0}s — fan-out p99 {:.1} ms, lost {}",
         summary.run.users,
         summary.run.pipeline,
         summary.run.duration_s,

@@ -9,7 +9,7 @@ use crate::{
     latency::{Kind, Percentiles, SecondPoint},
     ledger::Tally,
     procstat,
-    report::server::ServerLatency,
+    report::{reads::Reads, server::ServerLatency},
     sampler::{Samples, Snapshot},
     state::{CountersSnapshot, RunState},
 };
@@ -44,6 +44,8 @@ pub struct RunInfo {
     pub rate: f64,
     /// Acks in flight per socket at most (`LOAD_PIPELINE`).
     pub pipeline: usize,
+    /// The chatters marked their room read (`LOAD_MARK_READ`).
+    pub mark_read: bool,
     /// Sending time, seconds.
     pub duration_s: f64,
     /// Grace period, seconds.
@@ -130,6 +132,9 @@ pub struct ProcessUse {
     pub rss_growth_mib: f64,
     /// Peak RSS (`VmHWM`), MiB.
     pub rss_peak_mib: f64,
+    /// CPU µs per accepted message: cores busy over messages accepted per
+    /// second (in group rooms each makes room size - 1 deliveries).
+    pub cpu_us_per_message: Option<f64>,
 }
 
 /// CPU and memory during the window.
@@ -178,6 +183,9 @@ pub struct Summary {
     pub counters: CountersSnapshot,
     /// Client-side latencies.
     pub latency: ClientLatency,
+    /// The reads, when the chatters marked their rooms read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads: Option<Reads>,
     /// The service's own fan-out histogram.
     pub server: ServerLatency,
     /// CPU and memory.
@@ -215,8 +223,12 @@ impl Summary {
             })
             .flatten();
         let setup_s = samples.window_start.as_ref().map(|snapshot| snapshot.at_s);
-        let resources = resources(samples);
-        let verdict = verdict(&messages, &counters, settings);
+        let accepted_per_s = per_s(messages.accepted);
+        let resources = resources(samples, accepted_per_s);
+        let reads = settings
+            .mark_read
+            .then(|| Reads::build(run, &messages, window_s));
+        let verdict = verdict(&messages, &counters, reads.as_ref(), settings);
         let mode = if settings.chaos.is_some() {
             Mode::Chaos
         } else if settings.capacity.is_some() {
@@ -233,6 +245,7 @@ impl Summary {
                 increase_rate: settings.increase_rate,
                 rate: settings.rate,
                 pipeline: settings.pipeline,
+                mark_read: settings.mark_read,
                 duration_s: window_s,
                 grace_s: settings.grace.as_secs_f64(),
                 message_bytes: settings.message_bytes,
@@ -249,7 +262,7 @@ impl Summary {
                 window_s,
                 target_per_s: settings.plan().mean_rate(window),
                 sent_per_s: per_s(messages.sent),
-                accepted_per_s: per_s(messages.accepted),
+                accepted_per_s,
                 delivered_per_s: per_s(messages.delivered),
                 deliveries_per_s: per_s(messages.deliveries),
                 delivered_per_s_min,
@@ -265,6 +278,7 @@ impl Summary {
             },
             messages,
             counters,
+            reads,
             server,
             resources,
             verdict,
@@ -274,7 +288,9 @@ impl Summary {
     }
 }
 
-fn resources(samples: &Samples) -> Resources {
+/// CPU and memory over the window; `accepted_per_s` gives the CPU per
+/// message.
+fn resources(samples: &Samples, accepted_per_s: f64) -> Resources {
     let cores = procstat::cores();
     let (Some(start), Some(end)) = (&samples.window_start, &samples.window_end) else {
         return Resources {
@@ -301,15 +317,18 @@ fn resources(samples: &Samples) -> Resources {
             let last = process(end, i)?;
             let before = process(&samples.baseline, i).unwrap_or(first);
             let cpu_s = (last.cpu_seconds - first.cpu_seconds).max(0.0);
+            let busy = cpu_s / window_s;
             Some(ProcessUse {
                 name: watched.name.clone(),
                 pid: watched.pid,
                 cpu_s,
-                cores: cpu_s / window_s,
+                cores: busy,
                 machine_share_pct: 100.0 * cpu_s / (window_s * cores as f64),
                 rss_mib: mib(last.rss_kib),
                 rss_growth_mib: mib(last.rss_kib) - mib(before.rss_kib),
                 rss_peak_mib: mib(last.rss_peak_kib),
+                cpu_us_per_message: (accepted_per_s > 0.0)
+                    .then(|| busy * 1_000_000.0 / accepted_per_s),
             })
         })
         .collect();
@@ -337,7 +356,12 @@ fn process(snapshot: &Snapshot, index: usize) -> Option<procstat::ProcSample> {
     snapshot.processes.get(index).copied().flatten()
 }
 
-fn verdict(messages: &Tally, counters: &CountersSnapshot, settings: &Settings) -> Verdict {
+fn verdict(
+    messages: &Tally,
+    counters: &CountersSnapshot,
+    reads: Option<&Reads>,
+    settings: &Settings,
+) -> Verdict {
     let mut problems = Vec::new();
     let mut note = |count: u64, what: &str| {
         if count > 0 {
@@ -368,6 +392,9 @@ fn verdict(messages: &Tally, counters: &CountersSnapshot, settings: &Settings) -
         counters.sent_notices_missing,
         "`sent` notifications missing",
     );
+    if let Some(reads) = reads {
+        problems.extend(reads.problems(messages.deliveries));
+    }
     if messages.sent == 0 {
         let users = settings.users;
         problems.push(format!("no message was sent by {users} chatters"));

@@ -31,9 +31,10 @@ pub fn render(summary: &Summary) -> String {
     } else {
         String::new()
     };
+    let marking = if run.mark_read { ", marking read" } else { "" };
     let _ = writeln!(
         out,
-        "chat-service load: {} chatters{rooms}, {rate} for {:.0}s (grace {:.0}s), {} against {}",
+        "chat-service load: {} chatters{rooms}, {rate} for {:.0}s (grace {:.0}s), {}{marking} against {}",
         run.users,
         run.duration_s,
         run.grace_s,
@@ -94,6 +95,17 @@ pub fn render(summary: &Summary) -> String {
         "acks: timed out {}  late {}; messages that waited for the ack window ({}): {}",
         c.ack_timeouts, c.late_acks, run.pipeline, c.queued_behind_ack
     );
+    if let Some(reads) = &summary.reads {
+        let r = &reads.counts;
+        let per_message = reads
+            .per_message
+            .map_or_else(|| "-".to_owned(), |per| format!("{per:.2}"));
+        let _ = writeln!(
+            out,
+            "reads (each chatter at most 1/s): sent {}  ok {}  failed {}  unanswered {}  late {}; {:.1} sent/s, {:.1} ok/s, {per_message} per message",
+            r.sent, r.ok, r.failed, r.unanswered, r.late, reads.sent_per_s, reads.ok_per_s
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -114,6 +126,9 @@ pub fn render(summary: &Summary) -> String {
     row("client sent notice", &summary.latency.sent_notice);
     row("  of which send lag", &summary.latency.send_lag);
     row("createdAt → reply", &summary.latency.created_to_reply);
+    if let Some(reads) = &summary.reads {
+        row("read ack (from emit)", &reads.ack);
+    }
     let server = &summary.server;
     let cell = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
     let _ = writeln!(
@@ -151,14 +166,23 @@ pub fn render(summary: &Summary) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<12}{:>8}{:>8}{:>10}{:>10}{:>10}",
-            "process", "cores", "share", "RSS MiB", "+RSS MiB", "peak MiB"
+            "  {:<12}{:>8}{:>8}{:>10}{:>10}{:>10}{:>10}",
+            "process", "cores", "share", "RSS MiB", "+RSS MiB", "peak MiB", "µs/msg"
         );
         for p in &resources.processes {
+            let per_message = p
+                .cpu_us_per_message
+                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
             let _ = writeln!(
                 out,
-                "  {:<12}{:>8.2}{:>7.0}%{:>10.0}{:>10.0}{:>10.0}",
-                p.name, p.cores, p.machine_share_pct, p.rss_mib, p.rss_growth_mib, p.rss_peak_mib
+                "  {:<12}{:>8.2}{:>7.0}%{:>10.0}{:>10.0}{:>10.0}{:>10}",
+                p.name,
+                p.cores,
+                p.machine_share_pct,
+                p.rss_mib,
+                p.rss_growth_mib,
+                p.rss_peak_mib,
+                per_message
             );
         }
         if let Some(other) = resources.other_cores {
@@ -170,6 +194,10 @@ pub fn render(summary: &Summary) -> String {
                 100.0 * other / resources.cores as f64
             );
         }
+        let _ = writeln!(
+            out,
+            "  (µs/msg: CPU µs per accepted message, cores busy ÷ accepted/s)"
+        );
         if let Some(per_socket) = resources.service_rss_per_socket_kib {
             let _ = writeln!(
                 out,
@@ -183,9 +211,14 @@ pub fn render(summary: &Summary) -> String {
     let _ = writeln!(out, "{rule}");
     if summary.verdict.ok {
         let everybody = if group { " to every member" } else { "" };
+        let reads = if summary.reads.is_some() {
+            "; every read was answered ok"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "OK: every accepted message was delivered{everybody} once, in order."
+            "OK: every accepted message was delivered{everybody} once, in order{reads}."
         );
     } else {
         if summary.verdict.lost > 0 {

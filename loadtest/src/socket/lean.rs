@@ -33,7 +33,7 @@ use tokio_tungstenite::{
 
 use super::{
     packet::{self, Engine, Packet, NAMESPACE, PONG},
-    send, Inbound, Received, SocketError,
+    send, Inbound, Received, SocketError, Tag,
 };
 use crate::{clock, latency::lock};
 
@@ -42,7 +42,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Who waits for an ack.
 enum Waiter {
     /// A tracked emit: the ack goes to the event channel with this tag.
-    Tagged(u64),
+    Tagged(Tag),
     /// A request: the ack's data goes here.
     Reply(oneshot::Sender<Value>),
 }
@@ -128,7 +128,7 @@ impl LeanSocket {
     /// Emits asking for an ack, which arrives on the event channel as
     /// [`Inbound::Ack`] with `tag`, however late. Does not wait: the emit
     /// leaves with the writer's next flush, after every earlier one.
-    pub fn emit_tracked(&self, event: &str, data: Value, tag: u64) -> Result<(), SocketError> {
+    pub fn emit_tracked(&self, event: &str, data: Value, tag: Tag) -> Result<(), SocketError> {
         self.emit(event, &data, Waiter::Tagged(tag)).map(|_| ())
     }
 
@@ -334,12 +334,12 @@ mod tests {
     #[test]
     fn ack_ids_count_up_so_no_two_in_flight_share_one() {
         let mut waiting = Waiting::default();
-        let first = waiting.add(Waiter::Tagged(7));
-        let second = waiting.add(Waiter::Tagged(8));
+        let first = waiting.add(Waiter::Tagged(Tag::Message(7)));
+        let second = waiting.add(Waiter::Tagged(Tag::Read(7)));
         assert_ne!(first, second);
         assert!(matches!(
             waiting.by_id.get(&second),
-            Some(Waiter::Tagged(8))
+            Some(Waiter::Tagged(Tag::Read(7)))
         ));
     }
 }

@@ -23,7 +23,7 @@ use rust_socketio::{
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{first_of, send, Inbound, Received, SocketError};
+use super::{first_of, send, Inbound, Received, SocketError, Tag};
 use crate::{clock, latency::lock};
 
 type ConnectOutcome = Arc<Mutex<Option<oneshot::Sender<Result<(), String>>>>>;
@@ -176,12 +176,17 @@ impl LibrarySocket {
     /// hidden. At a few messages per second per socket and acks of
     /// milliseconds, the wait is rare. (Correlating by `clientMessageId` and
     /// the `sent` notification instead would lose the ack latency itself.)
+    /// For the same reason no `read` goes out on this client
+    /// (`LOAD_MARK_READ` is refused with it): a `read` ack beside a
+    /// `message` ack could reach the wrong callback, or make the reader
+    /// panic when the two share an id, and waiting for one before the other
+    /// would hold up the sending schedule.
     pub async fn emit_tracked(
         &self,
         event: &str,
         data: Value,
         timeout: Duration,
-        tag: u64,
+        tag: Tag,
     ) -> Result<(), SocketError> {
         let events = self.events.clone();
         let connection = self.connection;

@@ -35,7 +35,7 @@ pub enum Inbound {
     /// The ack of an emit made with [`ChatSocket::emit_tracked`].
     Ack {
         /// The tag given to `emit_tracked`.
-        tag: u64,
+        tag: Tag,
         /// The ack's first argument.
         data: Value,
     },
@@ -46,6 +46,15 @@ pub enum Inbound {
     /// Messages of the room read over HTTP after a reconnect, oldest first
     /// (see [`crate::chaos::recovery`]).
     History(Vec<Value>),
+}
+
+/// What a tracked emit was, so its ack finds its way back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// A `message`, by the chatter's sequence number.
+    Message(u64),
+    /// A `read`, by the chatter's count of reads sent.
+    Read(u64),
 }
 
 /// An [`Inbound`] event, when it arrived (process clock, µs) and on which
@@ -145,14 +154,15 @@ impl ChatSocket {
 
     /// Emits asking for an ack, which arrives later on the event channel as
     /// [`Inbound::Ack`] with `tag`. On rust_socketio the caller keeps one
-    /// ack in flight and an ack after `timeout` never comes; the lean client
-    /// takes any number and hands over late acks too.
+    /// ack in flight (of any event: so no `read` beside a `message`) and an
+    /// ack after `timeout` never comes; the lean client takes any number and
+    /// hands over late acks too.
     pub async fn emit_tracked(
         &self,
         event: &str,
         data: Value,
         timeout: Duration,
-        tag: u64,
+        tag: Tag,
     ) -> Result<(), SocketError> {
         match self {
             Self::Library(socket) => socket.emit_tracked(event, data, timeout, tag).await,
