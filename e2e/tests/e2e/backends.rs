@@ -64,7 +64,6 @@ async fn migrations_applied_twice_to_a_fresh_keyspace_change_nothing_the_second_
             "message_buckets_by_room",
             "messages_by_room",
             "read_markers",
-            "room_activity",
             "rooms_by_id",
             "rooms_by_pair",
             "rooms_by_user",

@@ -110,10 +110,7 @@ impl Processor {
         loop {
             let started = Instant::now();
             let stored = async {
-                tokio::try_join!(
-                    self.storage.messages.save(&event.message),
-                    self.storage.read_state.touch(&event.message),
-                )?;
+                self.storage.messages.save(&event.message).await?;
                 self.inbox_of(event).await
             };
             let error = match stored.await {

@@ -114,9 +114,9 @@ impl Keeper {
         let _ = self.sockets.set(sockets);
         if let Presence::Shared(redis) = self.presence.as_ref() {
             let keeper = self.clone();
-            redis.clone().spawn_sweeper(Arc::new(move |user| {
+            redis.clone().spawn_sweeper(Arc::new(move |user, online| {
                 let keeper = keeper.clone();
-                tokio::spawn(async move { keeper.tell(user, false).await });
+                tokio::spawn(async move { keeper.tell(user, online).await });
             }));
         }
     }

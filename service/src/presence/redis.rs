@@ -4,7 +4,11 @@
 //! - `presence:alive:{instance}`: expires unless the instance renews it;
 //! - `presence:instances`: the instances that have sockets.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use redis::aio::ConnectionManager;
 
@@ -38,6 +42,10 @@ pub struct RedisPresence {
     instance: String,
     connect: redis::Script,
     disconnect: redis::Script,
+    /// This instance's sockets, to write again when Redis lost them (a
+    /// restart without persistence, or a sweep by another instance while
+    /// this one could not renew its heartbeat).
+    local: Mutex<HashSet<(UserId, String)>>,
 }
 
 fn unavailable(error: redis::RedisError) -> StoreError {
@@ -53,6 +61,7 @@ impl RedisPresence {
             instance: uuid::Uuid::new_v4().to_string(),
             connect: redis::Script::new(CONNECT),
             disconnect: redis::Script::new(DISCONNECT),
+            local: Mutex::default(),
         }
     }
 
@@ -73,6 +82,18 @@ impl RedisPresence {
     }
 
     pub(super) async fn connected(&self, user: UserId, socket: &str) -> Result<bool, StoreError> {
+        self.local_sockets().insert((user, socket.to_owned()));
+        self.record(user, socket).await
+    }
+
+    fn local_sockets(&self) -> std::sync::MutexGuard<'_, HashSet<(UserId, String)>> {
+        self.local
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Writes one socket of this instance; true when its user just came online.
+    async fn record(&self, user: UserId, socket: &str) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
         let count: i64 = self
             .connect
@@ -93,6 +114,7 @@ impl RedisPresence {
         user: UserId,
         socket: &str,
     ) -> Result<bool, StoreError> {
+        self.local_sockets().remove(&(user, socket.to_owned()));
         self.remove(&self.instance, &user.to_string(), socket).await
     }
 
@@ -131,11 +153,27 @@ impl RedisPresence {
             .collect())
     }
 
-    /// Renews this instance's heartbeat and clears instances whose
-    /// heartbeat expired; calls `offline` with each user that had sockets
-    /// only there.
-    pub async fn sweep(&self, offline: &(dyn Fn(UserId) + Send + Sync)) -> Result<(), StoreError> {
+    /// Renews this instance's heartbeat, writes its sockets again if Redis
+    /// lost them, and clears instances whose heartbeat expired; calls
+    /// `changed` with each user that came online or went offline so.
+    pub async fn sweep(
+        &self,
+        changed: &(dyn Fn(UserId, bool) + Send + Sync),
+    ) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
+        let local: Vec<(UserId, String)> = self.local_sockets().iter().cloned().collect();
+        let known: usize = redis::cmd("SCARD")
+            .arg(self.instance_key(&self.instance))
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        if known < local.len() {
+            for (user, socket) in local {
+                if self.record(user, &socket).await? {
+                    changed(user, true);
+                }
+            }
+        }
         redis::cmd("SET")
             .arg(self.alive_key(&self.instance))
             .arg(1)
@@ -169,7 +207,7 @@ impl RedisPresence {
                 };
                 if self.remove(&instance, user, socket).await? {
                     if let Ok(user) = UserId::parse(user) {
-                        offline(user);
+                        changed(user, false);
                     }
                 }
             }
@@ -188,12 +226,12 @@ impl RedisPresence {
     }
 
     /// Sweeps every [`SWEEP_EVERY`] for the life of the process.
-    pub fn spawn_sweeper(self: Arc<Self>, offline: Arc<dyn Fn(UserId) + Send + Sync>) {
+    pub fn spawn_sweeper(self: Arc<Self>, changed: Arc<dyn Fn(UserId, bool) + Send + Sync>) {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
             loop {
                 every.tick().await;
-                if let Err(error) = self.sweep(offline.as_ref()).await {
+                if let Err(error) = self.sweep(changed.as_ref()).await {
                     tracing::warn!(cause = %error, "presence sweep failed");
                 }
             }

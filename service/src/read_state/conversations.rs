@@ -2,15 +2,17 @@
 //! its last message, the user's marker and how many messages by others
 //! are newer than it.
 //!
-//! The list is made when it is read: one partition of `rooms_by_user`, then
-//! one row of `room_activity` per room to order them, then, for the page
-//! only, the room, the marker and the unread count. Nothing is written per
-//! member per message. Every page reads the activity row of every room
-//! the user is in (a point read each, 32 at a time) to find its place, so
-//! a page costs N point reads for a user in N rooms, and paging through
-//! all of them about N²/limit. That suits the first page a client opens on;
-//! a user in thousands of rooms would want an activity-ordered index per
-//! user, which costs a write per member per message instead.
+//! The list is made when it is read, so a message costs nothing more than
+//! its own insert: one partition of `rooms_by_user`, then each room's
+//! newest message (its newest bucket, then one row) to order them, then,
+//! for the page only, the room, the marker and the unread count. Every
+//! page reads the newest message of every room the user is in (two point
+//! reads each, 32 rooms at a time), so a page costs about 2N reads for a
+//! user in N rooms, and paging through all of them about 2N²/limit. That
+//! suits the first page a client opens on. A user in thousands of rooms
+//! would want an activity-ordered index per user, which costs a write per
+//! member per message instead; a room-activity row per room (tried) cost
+//! Cassandra a second write per message.
 
 use std::{cmp::Reverse, sync::Arc};
 
@@ -121,7 +123,12 @@ impl Conversations {
     /// The room's place in the list: its last message's id, or its
     /// creation time for a room without messages.
     async fn activity(&self, entry: RoomEntry) -> Result<(Cursor, Option<Message>), StoreError> {
-        let latest = self.storage.read_state.latest(entry.room_id).await?;
+        let latest = self
+            .storage
+            .messages
+            .history(entry.room_id, HistoryPage::Latest { limit: 1 })
+            .await?
+            .pop();
         let activity = latest.as_ref().map_or_else(
             || MessageId::floor_at(entry.created_at.timestamp_millis()),
             |message| message.id,

@@ -1,16 +1,16 @@
 //! Read state: each member's read marker, and the conversation list with
 //! unread counts ([`conversations`]).
 //!
-//! A marker only moves forward, and so does a room's latest message: the
-//! store keeps the larger message id whatever order writes arrive in (see
-//! `migrations/0005_read_state.cql`), so two devices marking at once, or a
-//! message delivered twice by Kafka, cannot move either back.
+//! A marker only moves forward: the store keeps the larger message id
+//! whatever order writes arrive in (see `migrations/0005_read_state.cql`),
+//! so two devices marking at once cannot move it back.
 //!
-//! Costs per message: one more write in the consumer (the room's latest
-//! message, a single row per room, issued with the message's own write).
-//! Unread counts are not kept per member, which would be a write per
-//! member per message: they are counted when the list is read, and only
-//! for rooms whose latest message is past the reader's marker.
+//! Costs: nothing per message. Unread counts are not kept per member,
+//! which would be a write per member per message: they are counted from
+//! history when the list is read, and only for rooms whose newest message
+//! is past the reader's marker, so a Kafka re-delivery or a consumer
+//! restart cannot skew them. Moving a marker costs a membership check,
+//! a point read of the message, a read of the marker and one write.
 
 pub mod conversations;
 

@@ -15,18 +15,26 @@
 //!    before step 1, so every message is in the history, recorded, or both;
 //! 3. emits the history, oldest first;
 //! 4. under the write side again (no delivery in flight): emits what was
-//!    recorded and is newer than the last message replayed (the room's
-//!    order is the id order, so that skips exactly what step 3 sent), then
-//!    joins the socket to the room and unregisters it. Later deliveries
-//!    reach it live.
+//!    recorded but not replayed in step 3 (by id: a message can be in
+//!    both), then joins the socket to the room and unregisters it. Later
+//!    deliveries reach it live.
 //!
 //! A message stored after step 2 is delivered after step 1, so it is
 //! recorded; one delivered before step 1 is in the history. Nothing falls
-//! between, and the id filter keeps the overlap from arriving twice.
+//! between, and the id check keeps the overlap from arriving twice.
+//!
+//! While a socket catches up on a room, a plain `join` of it has nothing
+//! to do, a second `join` with `since` is refused, and a `leave` makes the
+//! catch-up end without joining. When an event cannot be written (the
+//! client does not read, or left), the ack says `complete: false`, and
+//! the client pages the rest over HTTP.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use serde_json::value::RawValue;
@@ -52,6 +60,9 @@ pub struct Recorded {
 pub struct Pending {
     socket: String,
     recorded: Mutex<Vec<Recorded>>,
+    /// The socket left the room (`leave`) while catching up: it is not
+    /// joined at the end.
+    cancelled: AtomicBool,
 }
 
 type Registry = HashMap<RoomId, Vec<Arc<Pending>>>;
@@ -94,28 +105,50 @@ impl CatchUps {
         Delivering(self.rooms.read().await)
     }
 
-    /// Step 1: `socket` starts recording the deliveries of `room`.
-    pub async fn start(&self, room: RoomId, socket: String) -> Arc<Pending> {
-        let pending = Arc::new(Pending {
+    /// Step 1: `socket` starts recording the deliveries of `room`; `None`
+    /// when it is catching up on that room already.
+    pub async fn start(&self, room: RoomId, socket: String) -> Option<Arc<Pending>> {
+        let mut rooms = self.rooms.write().await;
+        let pending = rooms.entry(room).or_default();
+        if pending.iter().any(|p| p.socket == socket) {
+            return None;
+        }
+        let started = Arc::new(Pending {
             socket,
             recorded: Mutex::new(Vec::new()),
+            cancelled: AtomicBool::new(false),
         });
+        pending.push(started.clone());
+        Some(started)
+    }
+
+    /// Whether `socket` is catching up on `room` (a plain `join` then has
+    /// nothing to do: the catch-up joins it when it ends).
+    pub async fn is_catching_up(&self, room: RoomId, socket: &str) -> bool {
         self.rooms
-            .write()
+            .read()
             .await
-            .entry(room)
-            .or_default()
-            .push(pending.clone());
-        pending
+            .get(&room)
+            .is_some_and(|pending| pending.iter().any(|p| p.socket == socket))
+    }
+
+    /// `socket` left `room`: a catch-up running for it ends without joining.
+    pub async fn cancel(&self, room: RoomId, socket: &str) {
+        if let Some(pending) = self.rooms.read().await.get(&room) {
+            for p in pending.iter().filter(|p| p.socket == socket) {
+                p.cancelled.store(true, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Step 4: with no delivery in flight, hands `finish` what was
-    /// recorded, in delivery order, and unregisters `pending`.
+    /// recorded, in delivery order, and whether the socket left the room
+    /// meanwhile; unregisters `pending`.
     pub async fn finish(
         &self,
         room: RoomId,
         pending: &Arc<Pending>,
-        finish: impl FnOnce(Vec<Recorded>),
+        finish: impl FnOnce(Vec<Recorded>, bool),
     ) {
         let mut rooms = self.rooms.write().await;
         Self::unregister(&mut rooms, room, pending);
@@ -125,7 +158,7 @@ impl CatchUps {
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner()),
         );
-        finish(recorded);
+        finish(recorded, pending.cancelled.load(Ordering::SeqCst));
     }
 
     /// Gives up on `pending` (the history could not be read).
@@ -170,7 +203,9 @@ mod tests {
             .await
             .record(&delivery(room, before, None));
 
-        let pending = catch_ups.start(room, "s1".to_owned()).await;
+        let pending = catch_ups.start(room, "s1".to_owned()).await.unwrap();
+        assert!(catch_ups.start(room, "s1".to_owned()).await.is_none());
+        assert!(catch_ups.is_catching_up(room, "s1").await);
         let (mine, theirs, elsewhere) = (ids.next_id(), ids.next_id(), ids.next_id());
         {
             let delivering = catch_ups.delivering().await;
@@ -180,8 +215,9 @@ mod tests {
         }
         let mut handed = Vec::new();
         catch_ups
-            .finish(room, &pending, |recorded| {
-                handed = recorded.iter().map(|r| r.id).collect()
+            .finish(room, &pending, |recorded, left| {
+                assert!(!left);
+                handed = recorded.iter().map(|r| r.id).collect();
             })
             .await;
         assert_eq!(handed, vec![theirs]);
@@ -193,5 +229,20 @@ mod tests {
             .record(&delivery(room, after, None));
         assert!(pending.recorded.lock().unwrap().is_empty());
         assert!(catch_ups.rooms.read().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_leave_while_catching_up_is_handed_to_the_end() {
+        let room = RoomId::random();
+        let catch_ups = CatchUps::default();
+        let pending = catch_ups.start(room, "s1".to_owned()).await.unwrap();
+        catch_ups.cancel(room, "s2").await;
+        catch_ups.cancel(room, "s1").await;
+        let mut cancelled = false;
+        catch_ups
+            .finish(room, &pending, |_, left| cancelled = left)
+            .await;
+        assert!(cancelled);
+        assert!(!catch_ups.is_catching_up(room, "s1").await);
     }
 }

@@ -118,13 +118,16 @@ async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReaso
 async fn on_leave<A: Adapter>(
     socket: SocketRef<A>,
     Extension(user): Extension<UserId>,
+    State(state): State<RealtimeState>,
     TryData(payload): TryData<Value>,
     respond: Responder<A>,
 ) {
-    let _span = tracing::info_span!("socket.leave", user_id = %user).entered();
+    tracing::debug!(user_id = %user, "socket.leave");
     match room_of(payload) {
         Ok(room) => {
             socket.leave(room_channel(room));
+            // A catch-up running for this socket must not join it back.
+            state.catch_ups.cancel(room, &socket.id.to_string()).await;
             respond.ok(&json!({ "status": "ok" }));
         }
         Err(failure) => respond.fail(&failure),

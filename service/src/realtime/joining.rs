@@ -1,7 +1,7 @@
 //! `join {roomId, since?}`: members only; with `since`, the room's messages
 //! newer than it come first, then the live stream (see [`super::catch_up`]).
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -46,10 +46,17 @@ pub async fn on_join<A: Adapter>(
         }
         match since {
             None => {
-                socket.join(room_channel(room));
+                // A catch-up running for this socket joins it when it ends.
+                if !state
+                    .catch_ups
+                    .is_catching_up(room, &socket.id.to_string())
+                    .await
+                {
+                    socket.join(room_channel(room));
+                }
                 Ok(json!({ "status": "ok" }))
             }
-            Some(since) => catch_up(&socket, &state, room, since)
+            Some(since) => catch_up(&socket, &state, user, room, since)
                 .await
                 .map_err(|error| Failure::new(error, Some(room))),
         }
@@ -66,6 +73,7 @@ pub async fn on_join<A: Adapter>(
 async fn catch_up<A: Adapter>(
     socket: &SocketRef<A>,
     state: &RealtimeState,
+    user: UserId,
     room: RoomId,
     since: MessageId,
 ) -> Result<Value, SocketError> {
@@ -76,7 +84,11 @@ async fn catch_up<A: Adapter>(
     }
     // Step 1 of `catch_up`: nothing reaches the socket live from here on.
     socket.leave(room_channel(room));
-    let pending = state.catch_ups.start(room, socket.id.to_string()).await;
+    let Some(pending) = state.catch_ups.start(room, socket.id.to_string()).await else {
+        return Err(SocketError::BadRequest(
+            "a catch-up of this room is already running on this socket".to_owned(),
+        ));
+    };
     let page = state
         .messages
         .history(
@@ -96,34 +108,43 @@ async fn catch_up<A: Adapter>(
     };
     // The page is newest first; the replay goes oldest first.
     replay.reverse();
-    let complete = replay.len() <= MAX_REPLAY;
+    let mut complete = replay.len() <= MAX_REPLAY;
     replay.truncate(MAX_REPLAY);
-    let last = replay.last().map_or(since, |message| message.id);
+    let mut replayed = HashSet::with_capacity(replay.len());
     for message in &replay {
         if !emit_paced(socket, message).await {
+            complete = false;
             break;
         }
+        replayed.insert(message.id);
     }
+    // A member who left the group while this ran is not joined back.
+    let still_member = matches!(state.membership.audience_of(room, user).await, Ok(Some(_)));
     state
         .catch_ups
-        .finish(room, &pending, |recorded| {
-            for delivery in recorded.iter().filter(|delivery| delivery.id > last) {
-                let _ = socket.emit("reply", &delivery.reply);
+        .finish(room, &pending, |recorded, left| {
+            if left || !still_member {
+                return;
+            }
+            for delivery in recorded.iter().filter(|d| !replayed.contains(&d.id)) {
+                if socket.emit("reply", &delivery.reply).is_err() {
+                    complete = false;
+                }
             }
             socket.join(room_channel(room));
         })
         .await;
     metrics::counter!("catch_ups_total").increment(1);
-    metrics::counter!("catch_up_replayed_total").increment(replay.len() as u64);
-    Ok(json!({ "status": "ok", "replayed": replay.len(), "complete": complete }))
+    metrics::counter!("catch_up_replayed_total").increment(replayed.len() as u64);
+    Ok(json!({ "status": "ok", "replayed": replayed.len(), "complete": complete }))
 }
 
 /// How long a replay waits for a client that does not read.
 const STALLED: Duration = Duration::from_secs(10);
 
 /// Emits one replayed `reply`, waiting while the socket's buffer is full
-/// (a replay is up to 1,000 events, more than the buffer holds when the
-/// client reads slower than the server writes). False when the socket is
+/// (a replay is up to 1,000 events, which with other events waiting can
+/// pass the buffer when the client reads slower than the server writes). False when the socket is
 /// gone or stalled: the rest of the replay would not reach it either.
 async fn emit_paced<A: Adapter>(socket: &SocketRef<A>, message: &impl Serialize) -> bool {
     let deadline = tokio::time::Instant::now() + STALLED;

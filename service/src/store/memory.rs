@@ -25,7 +25,6 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct ReadMaps {
-    latest: HashMap<RoomId, Message>,
     markers: HashMap<RoomId, BTreeMap<UserId, MessageId>>,
 }
 
@@ -274,22 +273,6 @@ impl Messages for MemoryStore {
 
 #[async_trait]
 impl ReadState for MemoryStore {
-    async fn touch(&self, message: &Message) -> Result<(), StoreError> {
-        let mut maps = write(&self.read);
-        let latest = maps
-            .latest
-            .entry(message.room_id)
-            .or_insert_with(|| message.clone());
-        if latest.id < message.id {
-            *latest = message.clone();
-        }
-        Ok(())
-    }
-
-    async fn latest(&self, room: RoomId) -> Result<Option<Message>, StoreError> {
-        Ok(read(&self.read).latest.get(&room).cloned())
-    }
-
     async fn mark_read(&self, room: RoomId, user: UserId, id: MessageId) -> Result<(), StoreError> {
         let mut maps = write(&self.read);
         let marker = maps

@@ -131,17 +131,12 @@ pub trait Messages: Send + Sync {
     async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError>;
 }
 
-/// What each member has read, and each room's latest message.
+/// What each member has read.
 ///
-/// Both only move forward: a marker or a latest message is replaced only
-/// by a larger message id, whatever order the writes arrive in (a Kafka
-/// re-delivery, two devices at once).
+/// A marker only moves forward: it is replaced only by a larger message
+/// id, whatever order the writes arrive in (two devices at once).
 #[async_trait]
 pub trait ReadState: Send + Sync {
-    /// Records `message` as its room's latest, unless a later one is.
-    async fn touch(&self, message: &Message) -> Result<(), StoreError>;
-    /// The latest message of `room`, if it has any.
-    async fn latest(&self, room: RoomId) -> Result<Option<Message>, StoreError>;
     /// Moves `user`'s marker in `room` to `id`, unless it is past it.
     async fn mark_read(&self, room: RoomId, user: UserId, id: MessageId) -> Result<(), StoreError>;
     /// `user`'s marker in `room`.
@@ -168,7 +163,7 @@ pub struct Storage {
     pub rooms: Arc<dyn Rooms>,
     /// Messages.
     pub messages: Arc<dyn Messages>,
-    /// Read markers and each room's latest message.
+    /// Read markers.
     pub read_state: Arc<dyn ReadState>,
     /// Readiness probe of the backend.
     pub probe: Arc<dyn Probe>,

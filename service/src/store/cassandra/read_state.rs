@@ -1,24 +1,18 @@
-//! Read markers and each room's latest message in Cassandra
-//! (`migrations/0005_read_state.cql`), plus a user's rooms. Both tables are
-//! written `USING TIMESTAMP <message id>`, so the larger id wins.
+//! Read markers in Cassandra (`migrations/0005_read_state.cql`), written
+//! `USING TIMESTAMP <message id>` so the larger id wins, plus a user's rooms.
 
 use chrono::{DateTime, Utc};
 use scylla::{client::session::Session, statement::prepared::PreparedStatement};
 use uuid::Uuid;
 
-use super::{
-    messages::{message_of, MessageRow},
-    unavailable, CassandraStore,
-};
+use super::{unavailable, CassandraStore};
 use crate::{
-    domain::{Message, MessageId, RoomId, RoomKind, UserId},
+    domain::{MessageId, RoomId, RoomKind, UserId},
     store::{ReadState, RoomEntry, StoreError},
 };
 
 pub(super) struct Statements {
     pub(super) message_exists: PreparedStatement,
-    touch: PreparedStatement,
-    latest: PreparedStatement,
     mark: PreparedStatement,
     marker: PreparedStatement,
     markers: PreparedStatement,
@@ -32,20 +26,10 @@ impl Statements {
             statement.set_is_idempotent(true);
             anyhow::Ok(statement)
         };
-        let columns = "id, author_id, type, content_type, message, client_message_id, created_at";
         Ok(Self {
             message_exists: prepare(format!(
                 "SELECT id FROM {keyspace}.messages_by_room \
                  WHERE room_id = ? AND bucket = ? AND id = ?"
-            ))
-            .await?,
-            touch: prepare(format!(
-                "INSERT INTO {keyspace}.room_activity (room_id, {columns}) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            latest: prepare(format!(
-                "SELECT {columns} FROM {keyspace}.room_activity WHERE room_id = ?"
             ))
             .await?,
             mark: prepare(format!(
@@ -101,41 +85,6 @@ impl CassandraStore {
 
 #[async_trait::async_trait]
 impl ReadState for CassandraStore {
-    async fn touch(&self, message: &Message) -> Result<(), StoreError> {
-        self.session
-            .execute_unpaged(
-                &self.read().touch,
-                (
-                    message.room_id.0,
-                    message.id.as_i64(),
-                    message.author_id.0,
-                    &message.kind,
-                    &message.content.kind,
-                    &message.content.message,
-                    &message.client_message_id,
-                    message.created_at,
-                    message.id.as_i64(),
-                ),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    async fn latest(&self, room: RoomId) -> Result<Option<Message>, StoreError> {
-        let rows = self
-            .session
-            .execute_unpaged(&self.read().latest, (room.0,))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
-        rows.maybe_first_row::<MessageRow>()
-            .map_err(unavailable)?
-            .map(|row| message_of(room, row))
-            .transpose()
-    }
-
     async fn mark_read(&self, room: RoomId, user: UserId, id: MessageId) -> Result<(), StoreError> {
         self.session
             .execute_unpaged(
