@@ -9,6 +9,8 @@
 //!   through the grace period, hand every timing to goose, close the
 //!   socket. In chaos mode a lost socket is replaced (on either instance)
 //!   and what was missed is read through history, as a real client would.
+//!   In the reconnect mode ([`rejoin`]) a share of the chatters drops its
+//!   socket now and then and rejoins with `since`.
 
 use std::{
     sync::{Arc, Mutex},
@@ -19,6 +21,7 @@ use goose::prelude::*;
 use serde_json::json;
 use tokio::{sync::mpsc, time::Instant};
 
+mod rejoin;
 mod room;
 
 use crate::{
@@ -219,6 +222,7 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
         chatter.instance,
     );
     let mut timings = Vec::new();
+    let mut rejoins = rejoin::RejoinSchedule::for_chatter(settings, chatter.index, start);
     loop {
         // The nemesis may end sending early (chaos mode): read it each time.
         let send_end = run.send_end(start);
@@ -230,6 +234,11 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
         let read_due = conversation
             .read_due()
             .filter(|due| *due < send_end && conversation.socket_open());
+        // A drop waits for a quiet moment (nothing awaiting an answer).
+        let drop_due = rejoins
+            .as_ref()
+            .map(rejoin::RejoinSchedule::next)
+            .filter(|due| *due < send_end && conversation.quiet());
         tokio::select! {
             received = chatter.events.recv() => match received {
                 Some(received) => conversation.receive(received, &mut timings),
@@ -246,6 +255,8 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
             }
             // The read is sent below, with whatever else is due.
             () = tokio::time::sleep_until(read_due.unwrap_or(grace_end)), if read_due.is_some() => {}
+            // The drop is made below, once the moment is still quiet.
+            () = tokio::time::sleep_until(drop_due.unwrap_or(grace_end)), if drop_due.is_some() => {}
             _ = done_check.tick() => {}
             () = tokio::time::sleep_until(grace_end) => break,
         }
@@ -253,6 +264,23 @@ async fn converse(user: &mut GooseUser) -> TransactionResult {
             && !replace_socket(&run, &mut chatter, &mut conversation, grace_end).await
         {
             break;
+        }
+        if let Some(schedule) = rejoins.as_mut() {
+            let now = Instant::now();
+            if schedule.next() <= now && now < send_end && conversation.quiet() {
+                schedule.advance(now);
+                let rejoined = rejoin::drop_and_rejoin(
+                    &run,
+                    &mut chatter,
+                    &mut conversation,
+                    &mut timings,
+                    grace_end,
+                )
+                .await;
+                if !rejoined {
+                    break;
+                }
+            }
         }
         conversation.pump(&chatter.socket, &mut timings).await;
         conversation

@@ -3,8 +3,9 @@
 //!
 //! Goose parses `--host`, `--users`, `--increase-rate`, `--report-file` and
 //! the rest; this module fills in this tool's defaults where they were not
-//! given, takes this tool's own `--room-size` ([`room_size`]) and
-//! `--mark-read` ([`command_line`]) and reads the `LOAD_*` variables (see
+//! given, takes this tool's own `--room-size` ([`room_size`]),
+//! `--mark-read` ([`command_line`]) and `--reconnect` ([`reconnect`]) and
+//! reads the `LOAD_*` variables (see
 //! `loadtest/README.md`).
 
 use std::{env, path::PathBuf, time::Duration};
@@ -15,6 +16,7 @@ use goose::config::GooseConfiguration;
 mod capacity;
 mod chaos;
 pub mod command_line;
+pub mod reconnect;
 pub mod room_size;
 
 pub use capacity::CapacitySettings;
@@ -83,6 +85,10 @@ pub struct Settings {
     /// `LOAD_MARK_READ=1`): a `read` up to the newest message at most once
     /// a second each, its ack counted (see [`crate::conversation`]).
     pub mark_read: bool,
+    /// The share of chatters that drop their socket now and then and
+    /// catch up with `join {"since"}` (`--reconnect`, `LOAD_RECONNECT`);
+    /// `None` when off.
+    pub reconnect: Option<f64>,
     /// The chaos mode (`LOAD_CHAOS=1`): faults during the load, clients
     /// that reconnect and catch up, and a per-fault verdict.
     pub chaos: Option<ChaosSettings>,
@@ -160,6 +166,13 @@ impl Settings {
         if mark_read {
             check_mark_read(pipeline, chaos.is_some())?;
         }
+        let reconnect = reconnect::resolve(own.reconnect.as_deref())?;
+        if reconnect.is_some() {
+            // Either client works: a chatter drops its socket only with no
+            // ack in flight, and sends nothing until the new one is joined,
+            // so the `join` is the one ack in flight on rust_socketio too.
+            reconnect::check(chaos.is_some(), capacity.is_some())?;
+        }
         // In chaos mode the nemesis ends the sending; LOAD_DURATION is a cap.
         // In capacity mode it is a cap on the steps, which make the duration.
         let (duration, grace) = match (&chaos, &capacity) {
@@ -227,6 +240,7 @@ impl Settings {
             run_tag,
             pipeline,
             mark_read,
+            reconnect,
             chaos,
             capacity,
         })

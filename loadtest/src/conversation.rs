@@ -34,11 +34,15 @@ mod read_throttle;
 mod reading;
 mod receive;
 mod recording;
+mod rejoining;
 
-pub use self::reading::{ReadCounters, ReadCounts};
 use self::{
     in_flight::{AckWindow, InFlight},
     reading::Reading,
+};
+pub use self::{
+    reading::{ReadCounters, ReadCounts},
+    rejoining::{RejoinCounters, RejoinCounts},
 };
 use crate::{
     capacity::CapacityRun,
@@ -114,6 +118,12 @@ pub struct Conversation {
     last_seen: Option<u64>,
     /// Marking the room read (`LOAD_MARK_READ`); `None` when off.
     reading: Option<Reading>,
+    /// The reconnect mode (`LOAD_RECONNECT`) is on: events of a dropped
+    /// socket are left out.
+    rejoins: bool,
+    /// After a replay cut short, the room's messages up to this id were
+    /// read over HTTP: live replies up to it are left out.
+    paged_through: Option<u64>,
 }
 
 impl Conversation {
@@ -132,6 +142,7 @@ impl Conversation {
         let resilient = run.chaos.is_some();
         let pipeline = run.settings.pipeline;
         let marks_read = run.settings.mark_read;
+        let run_reconnects = run.settings.reconnect.is_some();
         let message_type = if run.settings.rooms().is_group() {
             "group"
         } else {
@@ -167,6 +178,8 @@ impl Conversation {
             instance,
             last_seen: None,
             reading: marks_read.then(|| Reading::new(start)),
+            rejoins: run_reconnects,
+            paged_through: None,
         }
     }
 

@@ -39,6 +39,13 @@ pub enum Kind {
     SendLag,
     /// A `read` emitted → its ack `ok` (`LOAD_MARK_READ`).
     ReadAck,
+    /// A socket dropped → the `join {"since"}` on its replacement
+    /// acknowledged (`LOAD_RECONNECT`).
+    Rejoin,
+    /// How long a message due while its chatter reconnected waited for the
+    /// new socket: from its due time (or the drop, if later) to the rejoin
+    /// (`LOAD_RECONNECT`).
+    HeldForRejoin,
 }
 
 impl Kind {
@@ -53,6 +60,8 @@ impl Kind {
             Kind::CreatedToReply => "created_to_reply",
             Kind::SendLag => "send_lag",
             Kind::ReadAck => "read_ack",
+            Kind::Rejoin => "rejoin",
+            Kind::HeldForRejoin => "held_for_rejoin",
         }
     }
 }
@@ -133,6 +142,8 @@ pub struct Latencies {
     created_to_reply: Mutex<Histogram<u64>>,
     send_lag: Mutex<Histogram<u64>>,
     read_ack: Mutex<Histogram<u64>>,
+    rejoin: Mutex<Histogram<u64>>,
+    held_for_rejoin: Mutex<Histogram<u64>>,
     seconds: Mutex<Vec<Second>>,
 }
 
@@ -150,6 +161,8 @@ impl Latencies {
             created_to_reply: Mutex::new(whole()),
             send_lag: Mutex::new(whole()),
             read_ack: Mutex::new(whole()),
+            rejoin: Mutex::new(whole()),
+            held_for_rejoin: Mutex::new(whole()),
             seconds: Mutex::new(Vec::new()),
         }
     }
@@ -193,6 +206,8 @@ impl Latencies {
             Kind::CreatedToReply => &self.created_to_reply,
             Kind::SendLag => &self.send_lag,
             Kind::ReadAck => &self.read_ack,
+            Kind::Rejoin => &self.rejoin,
+            Kind::HeldForRejoin => &self.held_for_rejoin,
         }
     }
 

@@ -10,7 +10,8 @@
 //! - [`run`]: one run from start to verdict.
 //! - [`plan`]: the total rate over time (fixed, or rising in steps) and
 //!   when each chatter's messages are due.
-//! - [`chatter`]: the goose scenario (setup, then the conversation);
+//! - [`chatter`]: the goose scenario (setup, then the conversation, with
+//!   the reconnect mode's drops and rejoins, `--reconnect`);
 //!   [`conversation`] is a chatter's send/receive logic (and marking its
 //!   room read, `--mark-read`), [`http`] its HTTP
 //!   calls, [`socket`] the Socket.IO clients (rust_socketio, and this

@@ -21,7 +21,7 @@ use crate::{
     capacity::CapacityRun,
     chaos::ChaosRun,
     config::Settings,
-    conversation::ReadCounters,
+    conversation::{ReadCounters, RejoinCounters},
     coord::{Registry, RoomBoard, StartGate},
     latency::{lock, Latencies},
     ledger::{StreamLedger, Tally},
@@ -197,6 +197,8 @@ pub struct Counters {
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// The reads of `LOAD_MARK_READ`.
     pub reads: ReadCounters,
+    /// The reconnects of `LOAD_RECONNECT`.
+    pub rejoins: RejoinCounters,
 }
 
 impl Counters {

@@ -1,4 +1,5 @@
-//! This tool's own flags, `--room-size N` and `--mark-read`, taken out of
+//! This tool's own flags, `--room-size N`, `--mark-read` and
+//! `--reconnect <share>`, taken out of
 //! the command line before goose parses the rest: goose owns the command
 //! line and refuses flags it does not know.
 
@@ -9,6 +10,8 @@ use goose::config::GooseConfiguration;
 const ROOM_SIZE: &str = "--room-size";
 /// Chatters mark their room read (see `LOAD_MARK_READ`).
 const MARK_READ: &str = "--mark-read";
+/// A share of the chatters reconnects now and then (see `LOAD_RECONNECT`).
+const RECONNECT: &str = "--reconnect";
 
 /// What `-h` adds above goose's own help.
 const HELP: &str = "\
@@ -19,6 +22,10 @@ loadtest's own options (see loadtest/README.md for the LOAD_* variables):
   --mark-read      Each chatter marks its room read up to the newest message received, at
                    most once a second, as a client with the room open would [or
                    LOAD_MARK_READ=1]; needs LOAD_PIPELINE of 2 or more.
+  --reconnect <S>  That share of the chatters (0.2 is a fifth) drops its socket every few
+                   seconds while sending goes on, opens another and joins with `since`,
+                   catching up on what it missed [or LOAD_RECONNECT]; not with the chaos or
+                   capacity mode.
 
 ";
 
@@ -29,11 +36,13 @@ pub struct OwnFlags {
     pub room_size: Option<String>,
     /// `--mark-read` was given.
     pub mark_read: bool,
+    /// `--reconnect`'s value, if given (the last one wins).
+    pub reconnect: Option<String>,
 }
 
 impl OwnFlags {
     fn any(&self) -> bool {
-        self.room_size.is_some() || self.mark_read
+        self.room_size.is_some() || self.mark_read || self.reconnect.is_some()
     }
 }
 
@@ -53,7 +62,7 @@ pub fn parse() -> anyhow::Result<(GooseConfiguration, OwnFlags)> {
     }
     if help {
         println!(
-            "(goose's options are listed without {ROOM_SIZE} and {MARK_READ} on the command line)"
+            "(goose's options are listed without {ROOM_SIZE}, {MARK_READ} and {RECONNECT} on the command line)"
         );
         std::process::exit(0);
     }
@@ -62,8 +71,8 @@ pub fn parse() -> anyhow::Result<(GooseConfiguration, OwnFlags)> {
     Ok((goose, own))
 }
 
-/// Takes `--room-size N` (or `--room-size=N`) and `--mark-read` out of
-/// `args`; the rest is goose's.
+/// Takes `--room-size N` (or `--room-size=N`), `--mark-read` and
+/// `--reconnect S` (or `--reconnect=S`) out of `args`; the rest is goose's.
 fn take_flags(args: &[String]) -> anyhow::Result<(OwnFlags, Vec<String>)> {
     let mut own = OwnFlags::default();
     let mut rest = Vec::new();
@@ -79,6 +88,16 @@ fn take_flags(args: &[String]) -> anyhow::Result<(OwnFlags, Vec<String>)> {
             .and_then(|v| v.strip_prefix('='))
         {
             own.room_size = Some(inline.to_owned());
+        } else if arg == RECONNECT {
+            let next = args
+                .next()
+                .with_context(|| format!("{RECONNECT} needs a share: {RECONNECT} 0.2"))?;
+            own.reconnect = Some(next.clone());
+        } else if let Some(inline) = arg
+            .strip_prefix(RECONNECT)
+            .and_then(|v| v.strip_prefix('='))
+        {
+            own.reconnect = Some(inline.to_owned());
         } else if arg == MARK_READ {
             own.mark_read = true;
         } else {
@@ -119,5 +138,18 @@ mod tests {
         assert_eq!(rest, strings(&["-u", "20"]));
         let (own, _) = take_flags(&strings(&["-u", "20", "--mark-read"])).unwrap();
         assert!(own.mark_read && own.room_size.is_none());
+    }
+
+    #[test]
+    fn the_reconnect_share_is_taken_out_in_either_form() {
+        let (own, rest) =
+            take_flags(&strings(&["-u", "20", "--reconnect", "0.2", "--mark-read"])).unwrap();
+        assert_eq!(own.reconnect.as_deref(), Some("0.2"));
+        assert!(own.mark_read);
+        assert_eq!(rest, strings(&["-u", "20"]));
+        let (own, rest) = take_flags(&strings(&["--reconnect=0.5", "-u", "10"])).unwrap();
+        assert_eq!(own.reconnect.as_deref(), Some("0.5"));
+        assert_eq!(rest, strings(&["-u", "10"]));
+        assert!(take_flags(&strings(&["-u", "10", "--reconnect"])).is_err());
     }
 }

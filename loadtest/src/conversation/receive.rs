@@ -19,6 +19,9 @@ impl Conversation {
     /// Makes sense of one event.
     pub fn receive(&mut self, received: Received, timings: &mut Vec<Timing>) {
         let at_us = received.at_us;
+        if self.stale(&received) {
+            return;
+        }
         match received.event {
             Inbound::Ack {
                 tag: Tag::Message(seq),
@@ -127,6 +130,9 @@ impl Conversation {
             return;
         };
         if let Some(id) = message_id(&message["id"]) {
+            if self.already_paged(&id) {
+                return;
+            }
             self.saw(&id);
             let seq = self.seq_of(author.index, message).unwrap_or(seq);
             if !self.received(author.index, seq, &id, at_us, Path::Live) {

@@ -3,6 +3,7 @@
 
 pub mod plot;
 pub mod reads;
+pub mod rejoins;
 pub mod server;
 pub mod summary;
 pub mod table;
@@ -41,8 +42,14 @@ pub fn write(dir: &Path, summary: &Summary, samples: &Samples) -> anyhow::Result
     } else {
         ""
     };
+    let reconnecting = summary
+        .rejoins
+        .as_ref()
+        .map_or_else(String::new, |rejoins| {
+            format!(", {:.0}% reconnecting", rejoins.share * 100.0)
+        });
     let title = format!(
-        "{} chatters{rooms}, {rate}, pipeline {}{marking}, {:.0}s — fan-out p99 {:.1} ms, lost {}",
+        "{} chatters{rooms}, {rate}, pipeline {}{marking}{reconnecting}, {:.0}s — fan-out p99 {:.1} ms, lost {}",
         summary.run.users,
         summary.run.pipeline,
         summary.run.duration_s,

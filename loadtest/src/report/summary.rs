@@ -9,7 +9,7 @@ use crate::{
     latency::{Kind, Percentiles, SecondPoint},
     ledger::Tally,
     procstat,
-    report::{reads::Reads, server::ServerLatency},
+    report::{reads::Reads, rejoins::Rejoins, server::ServerLatency},
     sampler::{Samples, Snapshot},
     state::{CountersSnapshot, RunState},
 };
@@ -46,6 +46,8 @@ pub struct RunInfo {
     pub pipeline: usize,
     /// The chatters marked their room read (`LOAD_MARK_READ`).
     pub mark_read: bool,
+    /// The share of chatters that reconnected (`LOAD_RECONNECT`), if any.
+    pub reconnect: Option<f64>,
     /// Sending time, seconds.
     pub duration_s: f64,
     /// Grace period, seconds.
@@ -186,6 +188,9 @@ pub struct Summary {
     /// The reads, when the chatters marked their rooms read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads: Option<Reads>,
+    /// The reconnects, when a share of the chatters reconnected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejoins: Option<Rejoins>,
     /// The service's own fan-out histogram.
     pub server: ServerLatency,
     /// CPU and memory.
@@ -228,7 +233,12 @@ impl Summary {
         let reads = settings
             .mark_read
             .then(|| Reads::build(run, &messages, window_s));
-        let verdict = verdict(&messages, &counters, reads.as_ref(), settings);
+        let rejoins = settings.reconnect.map(|share| Rejoins::build(run, share));
+        let mut verdict = verdict(&messages, &counters, reads.as_ref(), settings);
+        if let Some(rejoins) = &rejoins {
+            verdict.problems.extend(rejoins.problems(window_s));
+            verdict.ok = verdict.problems.is_empty();
+        }
         let mode = if settings.chaos.is_some() {
             Mode::Chaos
         } else if settings.capacity.is_some() {
@@ -246,6 +256,7 @@ impl Summary {
                 rate: settings.rate,
                 pipeline: settings.pipeline,
                 mark_read: settings.mark_read,
+                reconnect: settings.reconnect,
                 duration_s: window_s,
                 grace_s: settings.grace.as_secs_f64(),
                 message_bytes: settings.message_bytes,
@@ -279,6 +290,7 @@ impl Summary {
             messages,
             counters,
             reads,
+            rejoins,
             server,
             resources,
             verdict,

@@ -32,9 +32,12 @@ pub fn render(summary: &Summary) -> String {
         String::new()
     };
     let marking = if run.mark_read { ", marking read" } else { "" };
+    let reconnecting = run.reconnect.map_or_else(String::new, |share| {
+        format!(", {:.0}% reconnecting", share * 100.0)
+    });
     let _ = writeln!(
         out,
-        "chat-service load: {} chatters{rooms}, {rate} for {:.0}s (grace {:.0}s), {}{marking} against {}",
+        "chat-service load: {} chatters{rooms}, {rate} for {:.0}s (grace {:.0}s), {}{marking}{reconnecting} against {}",
         run.users,
         run.duration_s,
         run.grace_s,
@@ -106,6 +109,14 @@ pub fn render(summary: &Summary) -> String {
             r.sent, r.ok, r.failed, r.unanswered, r.late, reads.sent_per_s, reads.ok_per_s
         );
     }
+    if let Some(rejoins) = &summary.rejoins {
+        let r = &rejoins.counts;
+        let _ = writeln!(
+            out,
+            "reconnects: done {}  failed {}; replayed {}  incomplete {} (paged {}, {} live already paged)  held messages {}  stale replies {}",
+            r.done, r.failed, r.replayed, r.incomplete, r.paged, r.paged_overlap, r.held, r.stale
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -128,6 +139,10 @@ pub fn render(summary: &Summary) -> String {
     row("createdAt → reply", &summary.latency.created_to_reply);
     if let Some(reads) = &summary.reads {
         row("read ack (from emit)", &reads.ack);
+    }
+    if let Some(rejoins) = &summary.rejoins {
+        row("drop → rejoin ack", &rejoins.drop_to_ack);
+        row("  held for new socket", &rejoins.held);
     }
     let server = &summary.server;
     let cell = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));

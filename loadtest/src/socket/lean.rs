@@ -68,6 +68,7 @@ pub struct LeanSocket {
     outgoing: mpsc::UnboundedSender<Message>,
     waiting: Arc<Mutex<Waiting>>,
     reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
 }
 
 impl LeanSocket {
@@ -91,7 +92,7 @@ impl LeanSocket {
             .map_err(|_| SocketError::Timeout)??;
         let (sink, stream) = socket.split();
         let (outgoing, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write(sink, queue));
+        let writer = tokio::spawn(write(sink, queue));
         let waiting = Arc::new(Mutex::new(Waiting::default()));
         let reader = tokio::spawn(read(
             stream,
@@ -104,6 +105,7 @@ impl LeanSocket {
             outgoing,
             waiting,
             reader,
+            writer,
         })
     }
 
@@ -148,6 +150,16 @@ impl LeanSocket {
             .outgoing
             .send(Message::text(packet::disconnect(NAMESPACE)));
         let _ = self.outgoing.send(Message::Close(None));
+    }
+}
+
+impl LeanSocket {
+    /// Drops the connection without a word, as a phone losing the network
+    /// would: no Socket.IO disconnect, no WebSocket close frame; the TCP
+    /// connection just goes. Nothing more arrives from it.
+    pub fn cut(&self) {
+        self.reader.abort();
+        self.writer.abort();
     }
 }
 

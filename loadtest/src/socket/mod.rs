@@ -170,6 +170,16 @@ impl ChatSocket {
         }
     }
 
+    /// Drops the connection as a phone losing the network would. The lean
+    /// client just lets the TCP connection go (no goodbye); rust_socketio
+    /// has no way to, and disconnects as usual.
+    pub async fn cut(&self) {
+        match self {
+            Self::Library(socket) => socket.disconnect().await,
+            Self::Lean(socket) => socket.cut(),
+        }
+    }
+
     /// Closes the connection.
     pub async fn disconnect(&self) {
         match self {
