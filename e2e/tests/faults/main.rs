@@ -27,6 +27,7 @@ mod nemesis;
 mod scenario;
 
 mod cassandra_faults;
+mod group_crash;
 mod instance_crash;
 mod kafka_faults;
 mod poison;
