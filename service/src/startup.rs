@@ -33,7 +33,7 @@ use crate::{
     },
     presence::{redis::RedisPresence, Keeper, Presence},
     read_state::{conversations::Conversations, Reading},
-    realtime::{self, RealtimeState, RedisLink},
+    realtime::{self, seen::Seen, RealtimeState, RedisLink},
     sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
     store::{
         cassandra::{self, CassandraStore},
@@ -166,7 +166,12 @@ impl Application {
             storage.rooms.clone(),
             realtime.room_cache_capacity,
         ));
-        let reading = Arc::new(Reading::new(storage.clone(), membership.clone()));
+        let seen = Arc::new(Seen::default());
+        let reading = Arc::new(Reading::new(
+            storage.clone(),
+            membership.clone(),
+            seen.clone(),
+        ));
         let presence = Keeper::new(
             Arc::new(match (&settings.redis, &redis) {
                 (Some(settings), Some(connection)) => Presence::Shared(Arc::new(
@@ -182,6 +187,7 @@ impl Application {
             reading: reading.clone(),
             messages: storage.messages.clone(),
             catch_ups: Arc::default(),
+            seen,
             presence: presence.clone(),
             limits: limits.clone(),
             acceptor: Arc::new(Acceptor::new(

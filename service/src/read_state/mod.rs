@@ -9,8 +9,9 @@
 //! which would be a write per member per message: they are counted from
 //! history when the list is read, and only for rooms whose newest message
 //! is past the reader's marker, so a Kafka re-delivery or a consumer
-//! restart cannot skew them. Moving a marker costs a membership check,
-//! a point read of the message, a read of the marker and one write.
+//! restart cannot skew them. Moving a marker costs a membership check, a
+//! read of the marker and one write, plus a point read of the message when
+//! this instance did not deliver it in the last ten minutes.
 
 pub mod conversations;
 
@@ -39,10 +40,19 @@ pub enum ReadError {
     Store(#[from] StoreError),
 }
 
+/// Messages this instance knows were stored, with their room: each
+/// instance delivers every message of every room, so the message a reader
+/// marks (the newest they got) is almost always known without a read.
+pub trait RecentMessages: Send + Sync {
+    /// The room of message `id`, if it is known here.
+    fn room_of(&self, id: MessageId) -> Option<RoomId>;
+}
+
 /// Moves read markers.
 pub struct Reading {
     storage: Storage,
     membership: Arc<Membership>,
+    recent: Arc<dyn RecentMessages>,
 }
 
 /// What the room's members' sockets are to hear after a marker moved:
@@ -58,11 +68,17 @@ pub struct Moved {
 }
 
 impl Reading {
-    /// Markers in `storage`, for members per `membership`.
-    pub fn new(storage: Storage, membership: Arc<Membership>) -> Self {
+    /// Markers in `storage`, for members per `membership`; messages
+    /// delivered here lately are checked in `recent` first.
+    pub fn new(
+        storage: Storage,
+        membership: Arc<Membership>,
+        recent: Arc<dyn RecentMessages>,
+    ) -> Self {
         Self {
             storage,
             membership,
+            recent,
         }
     }
 
@@ -79,7 +95,8 @@ impl Reading {
             .audience_of(room, user)
             .await?
             .ok_or(ReadError::RoomNotFound)?;
-        if !self.storage.messages.contains(room, message).await? {
+        let known = self.recent.room_of(message) == Some(room);
+        if !known && !self.storage.messages.contains(room, message).await? {
             return Err(ReadError::MessageNotFound);
         }
         let read_state = &self.storage.read_state;

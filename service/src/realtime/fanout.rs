@@ -117,7 +117,7 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
 /// Delivers messages to this instance's sockets, each message once.
 pub struct LocalDelivery<A: Adapter> {
     io: SocketIo<A>,
-    seen: Seen,
+    seen: Arc<Seen>,
     catch_ups: Arc<CatchUps>,
 }
 
@@ -139,11 +139,12 @@ struct NoticeContent {
 }
 
 impl<A: Adapter> LocalDelivery<A> {
-    /// Emits on `io`'s sockets, recording for the sockets in `catch_ups`.
-    pub fn new(io: SocketIo<A>, catch_ups: Arc<CatchUps>) -> Self {
+    /// Emits on `io`'s sockets, once per message as `seen` remembers,
+    /// recording for the sockets in `catch_ups`.
+    pub fn new(io: SocketIo<A>, catch_ups: Arc<CatchUps>, seen: Arc<Seen>) -> Self {
         Self {
             io,
-            seen: Seen::default(),
+            seen,
             catch_ups,
         }
     }
@@ -157,7 +158,7 @@ impl<A: Adapter> LocalDelivery<A> {
     /// Emits `reply`, `sent` and `inbox` to this instance's sockets, unless
     /// this message was delivered here already.
     pub async fn deliver(&self, delivery: &Delivery) {
-        if !self.seen.first_time(delivery.message_id) {
+        if !self.seen.first_time(delivery.message_id, delivery.room_id) {
             metrics::counter!("deliveries_repeated_total").increment(1);
             return;
         }

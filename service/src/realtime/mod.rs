@@ -47,6 +47,7 @@ use self::{
     fanout::{LocalDelivery, SocketFanout},
     redis_driver::{AdapterHealth, HealingDriver},
     relay::Relay,
+    seen::Seen,
 };
 use crate::{
     config::RedisSettings,
@@ -98,6 +99,8 @@ pub struct RealtimeState {
     pub messages: Arc<dyn Messages>,
     /// Sockets of this instance catching up.
     pub catch_ups: Arc<CatchUps>,
+    /// The messages this instance delivered recently.
+    pub seen: Arc<Seen>,
     /// Who is online.
     pub presence: Arc<Keeper>,
 }
@@ -172,13 +175,13 @@ pub async fn build(
     frame_limit: usize,
 ) -> anyhow::Result<Gateway> {
     let builder = capped_builder(frame_limit);
-    let catch_ups = state.catch_ups.clone();
+    let (catch_ups, seen) = (state.catch_ups.clone(), state.seen.clone());
     let Some(redis) = redis else {
         let (layer, io) = builder.with_state(state).build_layer();
         io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate));
         return Ok(Gateway {
             fanout: Arc::new(SocketFanout::local(Arc::new(LocalDelivery::new(
-                io, catch_ups,
+                io, catch_ups, seen,
             )))),
             layer: Box::new(move |router| router.layer(layer)),
         });
@@ -195,7 +198,7 @@ pub async fn build(
     io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate))
         .await
         .context("starting the Socket.IO Redis adapter")?;
-    let local = Arc::new(LocalDelivery::new(io, catch_ups));
+    let local = Arc::new(LocalDelivery::new(io, catch_ups, seen));
     let relay = Relay::start(redis.driver, relay_channel, local.clone())
         .await
         .context("subscribing to the relay channel")?;

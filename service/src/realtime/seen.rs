@@ -8,18 +8,26 @@
 //! minutes, is the slowest case), so the ids of the last [`WINDOW`] to
 //! 2 × [`WINDOW`] are kept, in two generations that rotate. A generation
 //! also rotates when it holds [`CAPACITY`] ids, which bounds the memory to
-//! about 40 MB; past 1,600 messages per second that shortens the window.
+//! about 80 MB (an id and its room, in two generations); past 1,600
+//! messages per second that shortens the window.
 //!
 //! An instance that restarts forgets, and that is right: its sockets are
 //! new, and none of them has seen the message.
+//!
+//! Each id is kept with its room, which also answers "is this a stored
+//! message of that room?" for recent messages without a Cassandra read
+//! (a `read` marks the newest messages; see [`RecentMessages`]).
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
-use crate::domain::MessageId;
+use crate::{
+    domain::{MessageId, RoomId},
+    read_state::RecentMessages,
+};
 
 /// How long an id is remembered at least.
 pub const WINDOW: Duration = Duration::from_secs(600);
@@ -34,8 +42,8 @@ pub struct Seen {
 }
 
 struct Generations {
-    current: HashSet<MessageId>,
-    previous: HashSet<MessageId>,
+    current: HashMap<MessageId, RoomId>,
+    previous: HashMap<MessageId, RoomId>,
     started: Instant,
 }
 
@@ -50,8 +58,8 @@ impl Seen {
     pub fn new(window: Duration, capacity: usize) -> Self {
         Self {
             generations: Mutex::new(Generations {
-                current: HashSet::new(),
-                previous: HashSet::new(),
+                current: HashMap::new(),
+                previous: HashMap::new(),
                 started: Instant::now(),
             }),
             window,
@@ -59,12 +67,10 @@ impl Seen {
         }
     }
 
-    /// True the first time `id` is given (within the window).
-    pub fn first_time(&self, id: MessageId) -> bool {
-        let mut generations = self
-            .generations
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+    /// True the first time `id` (a message of `room`) is given (within
+    /// the window).
+    pub fn first_time(&self, id: MessageId, room: RoomId) -> bool {
+        let mut generations = self.generations();
         if generations.started.elapsed() >= self.window
             || generations.current.len() >= self.capacity
         {
@@ -72,10 +78,27 @@ impl Seen {
             generations.previous = current;
             generations.started = Instant::now();
         }
-        if generations.previous.contains(&id) {
+        if generations.previous.contains_key(&id) {
             return false;
         }
-        generations.current.insert(id)
+        generations.current.insert(id, room).is_none()
+    }
+
+    fn generations(&self) -> std::sync::MutexGuard<'_, Generations> {
+        self.generations
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl RecentMessages for Seen {
+    fn room_of(&self, id: MessageId) -> Option<RoomId> {
+        let generations = self.generations();
+        generations
+            .current
+            .get(&id)
+            .or_else(|| generations.previous.get(&id))
+            .copied()
     }
 }
 
@@ -84,14 +107,26 @@ mod tests {
     use super::*;
     use crate::domain::MessageIdGenerator;
 
+    const ROOM: RoomId = RoomId(uuid::Uuid::nil());
+
+    #[test]
+    fn a_delivered_id_knows_its_room() {
+        let seen = Seen::default();
+        let ids = MessageIdGenerator::new(0);
+        let (id, room) = (ids.next_id(), RoomId::random());
+        assert_eq!(seen.room_of(id), None);
+        assert!(seen.first_time(id, room));
+        assert_eq!(seen.room_of(id), Some(room));
+    }
+
     #[test]
     fn an_id_is_new_once() {
         let seen = Seen::default();
         let ids = MessageIdGenerator::new(0);
         let (a, b) = (ids.next_id(), ids.next_id());
-        assert!(seen.first_time(a));
-        assert!(seen.first_time(b));
-        assert!(!seen.first_time(a));
+        assert!(seen.first_time(a, ROOM));
+        assert!(seen.first_time(b, ROOM));
+        assert!(!seen.first_time(a, ROOM));
     }
 
     #[test]
@@ -99,14 +134,14 @@ mod tests {
         let seen = Seen::new(WINDOW, 2);
         let ids = MessageIdGenerator::new(0);
         let first = ids.next_id();
-        assert!(seen.first_time(first));
-        assert!(seen.first_time(ids.next_id()));
+        assert!(seen.first_time(first, ROOM));
+        assert!(seen.first_time(ids.next_id(), ROOM));
         // The third id rotates: `first` is in the previous generation.
-        assert!(seen.first_time(ids.next_id()));
-        assert!(!seen.first_time(first));
-        assert!(seen.first_time(ids.next_id()));
+        assert!(seen.first_time(ids.next_id(), ROOM));
+        assert!(!seen.first_time(first, ROOM));
+        assert!(seen.first_time(ids.next_id(), ROOM));
         // Rotated twice: forgotten.
-        assert!(seen.first_time(ids.next_id()));
-        assert!(seen.first_time(first));
+        assert!(seen.first_time(ids.next_id(), ROOM));
+        assert!(seen.first_time(first, ROOM));
     }
 }
