@@ -70,6 +70,26 @@ pub async fn send(socket: &ChatSocket, room: &str, text: &str) -> String {
     accepted_id(&ack)
 }
 
+/// Sends `count` text messages one after another, waiting out the rate
+/// limit as a client would; the accepted ids, in order.
+pub async fn send_all(socket: &ChatSocket, room: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        let ack = socket
+            .emit_with_ack(
+                "message",
+                text_message(room, &format!("m{}", ids.len()), None),
+            )
+            .await;
+        if ack["status"] == "error" && ack["error"]["name"] == "rate_limited" {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        }
+        ids.push(accepted_id(&ack));
+    }
+    ids
+}
+
 /// The `messageId` of an `accepted` ack, asserting its shape.
 #[track_caller]
 pub fn accepted_id(ack: &Value) -> String {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use e2e::{
-    chat::{accepted_id, error_name, join, send, text_message, Chatter},
+    chat::{error_name, join, send, send_all, Chatter},
     Api, Backend, ChatSocket, TestServer,
 };
 use serde_json::{json, Value};
@@ -35,26 +35,6 @@ async fn next_reply(socket: &mut ChatSocket, room: &str) -> String {
     reply["id"].as_str().expect("reply id").to_owned()
 }
 
-/// Sends `count` messages one after another, waiting out the rate limit as
-/// a client would; the accepted ids, in order.
-async fn send_stream(socket: &ChatSocket, room: &str, count: usize) -> Vec<String> {
-    let mut ids = Vec::with_capacity(count);
-    while ids.len() < count {
-        let ack = socket
-            .emit_with_ack(
-                "message",
-                text_message(room, &format!("m{}", ids.len()), None),
-            )
-            .await;
-        if ack["status"] == "error" && ack["error"]["name"] == "rate_limited" {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        ids.push(accepted_id(&ack));
-    }
-    ids
-}
-
 on_both_backends! {
     async fn rejoining_with_since_over_and_over_leaves_no_gap_and_no_duplicate(server: &TestServer) {
         let api = Api::new(server.url());
@@ -84,7 +64,7 @@ on_both_backends! {
             (socket, received)
         };
         let (sent, (mut socket, mut received)) =
-            tokio::join!(send_stream(&alice.socket, &room, TOTAL), receiving);
+            tokio::join!(send_all(&alice.socket, &room, TOTAL), receiving);
         while received.len() < sent.len() {
             received.push(next_reply(&mut socket, &room).await);
         }
@@ -98,7 +78,7 @@ on_both_backends! {
         let (alice, mut bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
         let room = api.room_of(&alice.user, &bob.user).await;
         let first = send(&alice.socket, &room, "before").await;
-        let missed = send_stream(&alice.socket, &room, 5).await;
+        let missed = send_all(&alice.socket, &room, 5).await;
         e2e::chat::wait_for_history(&api, &bob.user.token, &room, 10, |page| page.len() == 6, Duration::from_secs(20)).await;
 
         let ack = rejoin(&bob.socket, &room, &first).await;
@@ -172,7 +152,7 @@ async fn the_replay_stops_at_1000(backend: Backend) {
     let api = Api::new(server.url());
     let (alice, mut bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
     let room = api.room_of(&alice.user, &bob.user).await;
-    let sent = send_stream(&alice.socket, &room, 1_005).await;
+    let sent = send_all(&alice.socket, &room, 1_005).await;
     e2e::chat::wait_for_history(
         &api,
         &bob.user.token,

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use e2e::{
-    chat::{error_name, join, send, text_message, Chatter},
-    Api, ChatSocket, TestServer,
+    chat::{error_name, join, send, send_all, Chatter},
+    Api, TestServer,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -65,25 +65,6 @@ async fn mark_read(api: &Api, token: &str, room: &str, message: &str) -> e2e::ap
     .await
 }
 
-/// Sends `count` messages, waiting out the rate limit as a client would.
-async fn send_many(socket: &ChatSocket, room: &str, count: usize) -> Vec<String> {
-    let mut ids = Vec::with_capacity(count);
-    while ids.len() < count {
-        let ack = socket
-            .emit_with_ack(
-                "message",
-                text_message(room, &format!("m{}", ids.len()), None),
-            )
-            .await;
-        if ack["status"] == "error" && ack["error"]["name"] == "rate_limited" {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        ids.push(e2e::chat::accepted_id(&ack));
-    }
-    ids
-}
-
 on_both_backends! {
     async fn the_list_orders_by_activity_and_counts_only_others_messages(server: &TestServer) {
         let api = Api::new(server.url());
@@ -125,7 +106,7 @@ on_both_backends! {
         let (alice, mut bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
         let mut alice_phone = alice.second_device(&api).await;
         let room = api.room_of(&alice.user, &bob.user).await;
-        let ids = send_many(&bob.socket, &room, 3).await;
+        let ids = send_all(&bob.socket, &room, 3).await;
         let last = ids.last().unwrap().clone();
         wait_for_list(&api, &alice.user.token, |list| {
             last_id(list, &room).as_deref() == Some(last.as_str()) && item(list, &room)["unread"] == 3
@@ -158,7 +139,7 @@ on_both_backends! {
         let api = Api::new(server.url());
         let (alice, bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
         let room = api.room_of(&alice.user, &bob.user).await;
-        let ids = send_many(&bob.socket, &room, 10).await;
+        let ids = send_all(&bob.socket, &room, 10).await;
         let newest = ids.last().unwrap().clone();
         wait_for_list(&api, &alice.user.token, |list| last_id(list, &room).as_deref() == Some(newest.as_str())).await;
 
@@ -175,7 +156,7 @@ on_both_backends! {
         let api = Api::new(server.url());
         let (alice, bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
         let room = api.room_of(&alice.user, &bob.user).await;
-        let ids = send_many(&bob.socket, &room, 101).await;
+        let ids = send_all(&bob.socket, &room, 101).await;
         let newest = ids.last().unwrap().clone();
         let list = wait_for_list(&api, &alice.user.token, |list| last_id(list, &room).as_deref() == Some(newest.as_str())).await;
         assert_eq!(item(&list, &room)["unread"], 100);

@@ -103,12 +103,8 @@ impl CassandraStore {
 
     pub(super) async fn private_room_row(&self, room: RoomId) -> Result<Option<Room>, StoreError> {
         let rows = self
-            .session
-            .execute_unpaged(&self.groups().private_by_id, (room.0,))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
+            .query_rows(&self.groups().private_by_id, (room.0,))
+            .await?;
         Ok(rows
             .maybe_first_row::<(Uuid, Uuid, DateTime<Utc>)>()
             .map_err(unavailable)?
@@ -123,12 +119,8 @@ impl CassandraStore {
 
     async fn group_row(&self, room: RoomId) -> Result<Option<GroupRow>, StoreError> {
         let rows = self
-            .session
-            .execute_unpaged(&self.groups().group_by_id, (room.0,))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
+            .query_rows(&self.groups().group_by_id, (room.0,))
+            .await?;
         Ok(rows
             .maybe_first_row::<(Option<String>, DateTime<Utc>, Option<i64>)>()
             .map_err(unavailable)?
@@ -161,23 +153,13 @@ impl CassandraStore {
         user: UserId,
     ) -> Result<bool, StoreError> {
         let rows = self
-            .session
-            .execute_unpaged(&self.groups().member, (room.0, user.0))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
+            .query_rows(&self.groups().member, (room.0, user.0))
+            .await?;
         Ok(rows.rows_num() > 0)
     }
 
     pub(super) async fn group_members(&self, room: RoomId) -> Result<Vec<UserId>, StoreError> {
-        let rows = self
-            .session
-            .execute_unpaged(&self.groups().members, (room.0,))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
+        let rows = self.query_rows(&self.groups().members, (room.0,)).await?;
         // Cassandra orders uuids its own way; callers get Rust's order.
         let mut members = rows
             .rows::<(Uuid,)>()
@@ -199,18 +181,14 @@ impl CassandraStore {
         created_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if kind == RoomKind::Group {
-            self.session
-                .execute_unpaged(&self.groups().insert_member, (room.0, user.0, Utc::now()))
-                .await
-                .map_err(unavailable)?;
+            self.run(&self.groups().insert_member, (room.0, user.0, Utc::now()))
+                .await?;
         }
-        self.session
-            .execute_unpaged(
-                &self.groups().insert_room_of_user,
-                (user.0, room.0, kind.as_str(), created_at),
-            )
-            .await
-            .map_err(unavailable)?;
+        self.run(
+            &self.groups().insert_room_of_user,
+            (user.0, room.0, kind.as_str(), created_at),
+        )
+        .await?;
         Ok(())
     }
 
@@ -232,17 +210,15 @@ impl CassandraStore {
     pub(super) async fn insert_group(&self, room: &Room) -> Result<(), StoreError> {
         self.record_members(room.room_id, &room.participant_ids, room.created_at)
             .await?;
-        self.session
-            .execute_unpaged(
-                &self.groups().insert_group,
-                (
-                    room.room_id.0,
-                    room.name.as_ref().map(RoomName::as_str),
-                    room.created_at,
-                ),
-            )
-            .await
-            .map_err(unavailable)?;
+        self.run(
+            &self.groups().insert_group,
+            (
+                room.room_id.0,
+                room.name.as_ref().map(RoomName::as_str),
+                room.created_at,
+            ),
+        )
+        .await?;
         Ok(())
     }
 
@@ -299,14 +275,10 @@ impl CassandraStore {
         if !self.is_group_member(room, user).await? {
             return Ok(false);
         }
-        self.session
-            .execute_unpaged(&self.groups().delete_member, (room.0, user.0))
-            .await
-            .map_err(unavailable)?;
-        self.session
-            .execute_unpaged(&self.groups().delete_room_of_user, (user.0, room.0))
-            .await
-            .map_err(unavailable)?;
+        self.run(&self.groups().delete_member, (room.0, user.0))
+            .await?;
+        self.run(&self.groups().delete_room_of_user, (user.0, room.0))
+            .await?;
         Ok(true)
     }
 }

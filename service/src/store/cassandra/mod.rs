@@ -18,6 +18,8 @@ use std::{
 use async_trait::async_trait;
 use scylla::{
     client::{session::Session, session_builder::SessionBuilder},
+    response::query_result::QueryRowsResult,
+    serialize::row::SerializeRow,
     statement::prepared::PreparedStatement,
 };
 
@@ -232,6 +234,35 @@ impl Statements {
             groups: groups::Statements::prepare(session, keyspace).await?,
             read: read_state::Statements::prepare(session, keyspace).await?,
         })
+    }
+}
+
+impl CassandraStore {
+    /// Runs `statement` with `values` and returns its rows.
+    async fn query_rows(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<QueryRowsResult, StoreError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(unavailable)
+    }
+
+    /// Runs `statement`, which returns no rows, with `values`.
+    async fn run(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 

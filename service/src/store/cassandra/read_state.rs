@@ -60,12 +60,8 @@ impl CassandraStore {
 
     pub(super) async fn rooms_of_user(&self, user: UserId) -> Result<Vec<RoomEntry>, StoreError> {
         let rows = self
-            .session
-            .execute_unpaged(&self.read().rooms_of_user, (user.0,))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
+            .query_rows(&self.read().rooms_of_user, (user.0,))
+            .await?;
         rows.rows::<(Uuid, Option<String>, Option<DateTime<Utc>>)>()
             .map_err(unavailable)?
             .map(|row| {
@@ -86,24 +82,18 @@ impl CassandraStore {
 #[async_trait::async_trait]
 impl ReadState for CassandraStore {
     async fn mark_read(&self, room: RoomId, user: UserId, id: MessageId) -> Result<(), StoreError> {
-        self.session
-            .execute_unpaged(
-                &self.read().mark,
-                (room.0, user.0, id.as_i64(), id.as_i64()),
-            )
-            .await
-            .map_err(unavailable)?;
+        self.run(
+            &self.read().mark,
+            (room.0, user.0, id.as_i64(), id.as_i64()),
+        )
+        .await?;
         Ok(())
     }
 
     async fn marker(&self, room: RoomId, user: UserId) -> Result<Option<MessageId>, StoreError> {
         let rows = self
-            .session
-            .execute_unpaged(&self.read().marker, (room.0, user.0))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
+            .query_rows(&self.read().marker, (room.0, user.0))
+            .await?;
         rows.maybe_first_row::<(i64,)>()
             .map_err(unavailable)?
             .map(|(id,)| MessageId::from_i64(id).map_err(unavailable))
@@ -111,13 +101,7 @@ impl ReadState for CassandraStore {
     }
 
     async fn markers(&self, room: RoomId) -> Result<Vec<(UserId, MessageId)>, StoreError> {
-        let rows = self
-            .session
-            .execute_unpaged(&self.read().markers, (room.0,))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
+        let rows = self.query_rows(&self.read().markers, (room.0,)).await?;
         rows.rows::<(Uuid, i64)>()
             .map_err(unavailable)?
             .map(|row| {
