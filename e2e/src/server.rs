@@ -109,6 +109,17 @@ impl TestServer {
         peer
     }
 
+    /// Another instance of this deployment, so that clients can sit on two
+    /// instances: on the stack only (the in-memory backend is one process
+    /// by design), and not against an external deployment, whose
+    /// processes are not ours to start.
+    pub async fn second_instance(&self) -> Option<Self> {
+        match self.backend {
+            Backend::Stack if self.external.is_none() => Some(self.spawn_peer().await),
+            _ => None,
+        }
+    }
+
     /// The base URL, e.g. `http://127.0.0.1:43123`.
     pub fn url(&self) -> String {
         match &self.external {

@@ -11,14 +11,6 @@ use serde_json::{json, Value};
 /// A negative check's wait, once the socket got what it was owed.
 const GRACE: Duration = Duration::from_millis(500);
 
-/// Another instance of the deployment on the stack; `None` in memory.
-async fn other_instance(server: &TestServer) -> Option<TestServer> {
-    match server.backend() {
-        Backend::Stack if e2e::external_target().is_none() => Some(server.spawn_peer().await),
-        _ => None,
-    }
-}
-
 async fn rejoin(socket: &ChatSocket, room: &str, since: &str) -> Value {
     let ack = socket
         .emit_with_ack("join", json!({ "roomId": room, "since": since }))
@@ -38,7 +30,7 @@ async fn next_reply(socket: &mut ChatSocket, room: &str) -> String {
 on_both_backends! {
     async fn rejoining_with_since_over_and_over_leaves_no_gap_and_no_duplicate(server: &TestServer) {
         let api = Api::new(server.url());
-        let peer = other_instance(server).await;
+        let peer = server.second_instance().await;
         let receiver_api = peer.as_ref().map_or_else(|| api.clone(), |peer| Api::new(peer.url()));
         let alice = Chatter::new(&api).await;
         let bob = receiver_api.new_user().await;

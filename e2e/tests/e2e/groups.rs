@@ -9,23 +9,12 @@ mod sockets;
 
 use std::time::Duration;
 
-use e2e::{chat::is_message, Backend, ChatSocket, TestServer, TestUser};
+use e2e::{chat::is_message, ChatSocket, TestUser};
 use serde_json::Value;
 
 /// How long a socket is given to show an event it should not get, once a
 /// socket on the same instance got the event it was owed.
 const GRACE: Duration = Duration::from_millis(500);
-
-/// Another instance of `server`'s deployment on the stack, so members can
-/// sit on different instances; `None` on the in-memory backend (one
-/// process by design) and against an external deployment, where the test's
-/// instance B is instance A itself.
-async fn other_instance(server: &TestServer) -> Option<TestServer> {
-    match server.backend() {
-        Backend::Stack if e2e::external_target().is_none() => Some(server.spawn_peer().await),
-        _ => None,
-    }
-}
 
 /// The sorted ids of `users`.
 fn user_ids(users: &[&TestUser]) -> Vec<String> {

@@ -46,17 +46,10 @@ async fn wait_for_online(api: &Api, token: &str, room: &str, expected: &[&str], 
     }
 }
 
-async fn other_instance(server: &TestServer) -> Option<TestServer> {
-    match server.backend() {
-        Backend::Stack if e2e::external_target().is_none() => Some(server.spawn_peer().await),
-        _ => None,
-    }
-}
-
 on_both_backends! {
     async fn coming_and_going_is_told_to_the_room_and_shown_in_it(server: &TestServer) {
         let api = Api::new(server.url());
-        let peer = other_instance(server).await;
+        let peer = server.second_instance().await;
         let alice_api = peer.as_ref().map_or_else(|| api.clone(), |peer| Api::new(peer.url()));
         let (alice, bob) = (api.new_user().await, api.new_user().await);
         let room = api.room_of(&alice, &bob).await;

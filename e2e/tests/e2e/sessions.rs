@@ -33,7 +33,7 @@ on_both_backends! {
         if !e2e::controls_processes() {
             return;
         }
-        let peer = other_instance(server).await;
+        let peer = server.second_instance().await;
         let b = peer.as_ref().unwrap_or(server);
         let (api_a, api_b) = (Api::new(server.url()), Api::new(b.url()));
         let alice = api_a.new_user().await;
@@ -75,7 +75,7 @@ on_both_backends! {
         if !e2e::controls_processes() {
             return;
         }
-        let peer = other_instance(server).await;
+        let peer = server.second_instance().await;
         let b = peer.as_ref().unwrap_or(server);
         let (api_a, api_b) = (Api::new(server.url()), Api::new(b.url()));
         let alice = api_a.new_user().await;
@@ -228,16 +228,6 @@ async fn the_message_rate_limit_counts_a_users_sockets_on_every_instance_togethe
         "{accepted} accepted in {elapsed:?} (at most {allowance} with one shared limit): {outcomes:?}"
     );
     assert!(outcomes.iter().any(|o| o == "rate_limited"), "{outcomes:?}");
-}
-
-/// Another instance of `server`'s deployment on the stack; `None` on the
-/// in-memory backend, whose sessions live in one process, so there the
-/// test's instance B is instance A itself.
-async fn other_instance(server: &TestServer) -> Option<TestServer> {
-    match server.backend() {
-        Backend::Stack => Some(server.spawn_peer().await),
-        Backend::Memory => None,
-    }
 }
 
 /// Logs in again as `username` (a new session) and returns its token.

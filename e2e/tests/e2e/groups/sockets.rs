@@ -11,7 +11,7 @@ use e2e::{
 };
 use serde_json::{json, Value};
 
-use super::{assert_hears_nothing_of, expect_members_change, other_instance};
+use super::{assert_hears_nothing_of, expect_members_change};
 
 on_both_backends! {
     async fn a_non_member_can_neither_join_nor_send_to_a_group(server: &TestServer) {
@@ -59,7 +59,7 @@ on_both_backends! {
     }
 
     async fn a_group_message_reaches_every_member_socket_on_every_instance(server: &TestServer) {
-        let peer = other_instance(server).await;
+        let peer = server.second_instance().await;
         let b = peer.as_ref().unwrap_or(server);
         let (api_a, api_b) = (Api::new(server.url()), Api::new(b.url()));
         let (alice, bob) = (api_a.new_user().await, api_a.new_user().await);
@@ -122,7 +122,7 @@ on_both_backends! {
     }
 
     async fn members_are_told_who_was_added_and_who_left(server: &TestServer) {
-        let peer = other_instance(server).await;
+        let peer = server.second_instance().await;
         let b = peer.as_ref().unwrap_or(server);
         let (api_a, api_b) = (Api::new(server.url()), Api::new(b.url()));
         let (alice, bob) = (api_a.new_user().await, api_a.new_user().await);
@@ -148,7 +148,7 @@ on_both_backends! {
     }
 
     async fn a_member_who_leaves_gets_nothing_more_of_the_group_on_any_instance(server: &TestServer) {
-        let peer = other_instance(server).await;
+        let peer = server.second_instance().await;
         let b = peer.as_ref().unwrap_or(server);
         let (api_a, api_b) = (Api::new(server.url()), Api::new(b.url()));
         let (alice, bob, carol) = (api_a.new_user().await, api_a.new_user().await, api_a.new_user().await);
@@ -194,7 +194,7 @@ on_both_backends! {
     }
 
     async fn a_user_added_to_a_group_can_join_and_send_at_once_on_every_instance(server: &TestServer) {
-        let peer = other_instance(server).await;
+        let peer = server.second_instance().await;
         let b = peer.as_ref().unwrap_or(server);
         let (api_a, api_b) = (Api::new(server.url()), Api::new(b.url()));
         let (alice, bob, erin) = (api_a.new_user().await, api_a.new_user().await, api_a.new_user().await);
