@@ -21,7 +21,11 @@
 //!
 //! A message stored after step 2 is delivered after step 1, so it is
 //! recorded; one delivered before step 1 is in the history. Nothing falls
-//! between, and the id check keeps the overlap from arriving twice.
+//! between, and the id check keeps the overlap from arriving twice. One
+//! stored before step 2 can still reach this instance after step 4 (the
+//! relay from the instance that stored it takes a moment): it was
+//! replayed, so the socket is left out of its live `reply` (the replayed
+//! ids are kept for that, as long as `seen` remembers ids).
 //!
 //! While a socket catches up on a room, a plain `join` of it has nothing
 //! to do, a second `join` with `since` is refused, and a `leave` makes the
@@ -30,11 +34,12 @@
 //! the client pages the rest over HTTP.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
+    time::{Duration, Instant},
 };
 
 use serde_json::value::RawValue;
@@ -67,16 +72,50 @@ pub struct Pending {
 
 type Registry = HashMap<RoomId, Vec<Arc<Pending>>>;
 
+/// How long a socket that caught up is kept from getting live what it
+/// was replayed: as long as the fan-out remembers a message (`seen`),
+/// which outlasts any delivery still on its way (a relay held through a
+/// Redis outage, too).
+const REPLAYED_FOR: Duration = super::seen::WINDOW;
+
+/// What one socket was replayed, so the live stream does not bring it again.
+struct Replayed {
+    socket: String,
+    ids: HashSet<MessageId>,
+    until: Instant,
+}
+
 /// The sockets of this instance catching up, by room.
 #[derive(Default)]
 pub struct CatchUps {
     rooms: RwLock<Registry>,
+    /// Written under the write side of `rooms`, read under its read side.
+    replayed: Mutex<HashMap<RoomId, Vec<Replayed>>>,
 }
 
 /// Held by a delivery while it records and emits (see the module doc).
-pub struct Delivering<'a>(RwLockReadGuard<'a, Registry>);
+pub struct Delivering<'a>(RwLockReadGuard<'a, Registry>, &'a CatchUps);
 
 impl Delivering<'_> {
+    /// The sockets that must not get `delivery` live: they were replayed
+    /// it. (A message stored before a catch-up read the history can reach
+    /// this instance after the socket joined the room: the relay from the
+    /// instance that stored it takes a moment, or longer through a Redis
+    /// outage.)
+    pub fn replayed_to(&self, delivery: &Delivery) -> Vec<String> {
+        let replayed = self.1.replayed.lock().unwrap_or_else(|e| e.into_inner());
+        replayed
+            .get(&delivery.room_id)
+            .map(|sockets| {
+                sockets
+                    .iter()
+                    .filter(|r| r.ids.contains(&delivery.message_id))
+                    .map(|r| r.socket.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Records `delivery` for the sockets catching up on its room (but the
     /// one that sent it, which gets no `reply` of its own message).
     pub fn record(&self, delivery: &Delivery) {
@@ -102,7 +141,7 @@ impl Delivering<'_> {
 impl CatchUps {
     /// The read side, for one delivery.
     pub async fn delivering(&self) -> Delivering<'_> {
-        Delivering(self.rooms.read().await)
+        Delivering(self.rooms.read().await, self)
     }
 
     /// Step 1: `socket` starts recording the deliveries of `room`; `None`
@@ -143,15 +182,32 @@ impl CatchUps {
 
     /// Step 4: with no delivery in flight, hands `finish` what was
     /// recorded, in delivery order, and whether the socket left the room
-    /// meanwhile; unregisters `pending`.
+    /// meanwhile; unregisters `pending`, and keeps the socket from getting
+    /// live any of the `replayed` ids.
     pub async fn finish(
         &self,
         room: RoomId,
         pending: &Arc<Pending>,
+        replayed: HashSet<MessageId>,
         finish: impl FnOnce(Vec<Recorded>, bool),
     ) {
         let mut rooms = self.rooms.write().await;
         Self::unregister(&mut rooms, room, pending);
+        {
+            let mut kept = self.replayed.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            kept.retain(|_, sockets| {
+                sockets.retain(|r| r.until > now);
+                !sockets.is_empty()
+            });
+            if !replayed.is_empty() {
+                kept.entry(room).or_default().push(Replayed {
+                    socket: pending.socket.clone(),
+                    ids: replayed,
+                    until: now + REPLAYED_FOR,
+                });
+            }
+        }
         let recorded = std::mem::take(
             &mut *pending
                 .recorded
@@ -215,7 +271,7 @@ mod tests {
         }
         let mut handed = Vec::new();
         catch_ups
-            .finish(room, &pending, |recorded, left| {
+            .finish(room, &pending, HashSet::new(), |recorded, left| {
                 assert!(!left);
                 handed = recorded.iter().map(|r| r.id).collect();
             })
@@ -240,7 +296,7 @@ mod tests {
         catch_ups.cancel(room, "s1").await;
         let mut cancelled = false;
         catch_ups
-            .finish(room, &pending, |_, left| cancelled = left)
+            .finish(room, &pending, HashSet::new(), |_, left| cancelled = left)
             .await;
         assert!(cancelled);
         assert!(!catch_ups.is_catching_up(room, "s1").await);

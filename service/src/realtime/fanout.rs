@@ -170,12 +170,18 @@ impl<A: Adapter> LocalDelivery<A> {
         let delivering = self.catch_ups.delivering().await;
         delivering.record(delivery);
         let room = room_channel(delivery.room_id);
-        let except_origin: Vec<String> = delivery
+        let mut except_origin: Vec<String> = delivery
             .origin_socket
             .as_deref()
             .map(socket_channel)
             .into_iter()
             .collect();
+        except_origin.extend(
+            delivering
+                .replayed_to(delivery)
+                .iter()
+                .map(|socket| socket_channel(socket)),
+        );
         let sent = Notice {
             name: "sent",
             content: NoticeContent {

@@ -122,7 +122,7 @@ async fn catch_up<A: Adapter>(
     let still_member = matches!(state.membership.audience_of(room, user).await, Ok(Some(_)));
     state
         .catch_ups
-        .finish(room, &pending, |recorded, left| {
+        .finish(room, &pending, replayed.clone(), |recorded, left| {
             if left || !still_member {
                 return;
             }
