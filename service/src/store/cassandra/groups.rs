@@ -6,7 +6,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 use scylla::{client::session::Session, statement::prepared::PreparedStatement};
 use uuid::Uuid;
 
-use super::{unavailable, was_applied, CassandraStore};
+use super::{prepare_idempotent, unavailable, was_applied, CassandraStore};
 use crate::{
     domain::{Room, RoomId, RoomKind, RoomName, UserId},
     store::{Added, StoreError},
@@ -32,11 +32,7 @@ pub(super) struct Statements {
 
 impl Statements {
     pub(super) async fn prepare(session: &Session, keyspace: &str) -> anyhow::Result<Self> {
-        let prepare = |cql: String| async move {
-            let mut statement = session.prepare(cql).await?;
-            statement.set_is_idempotent(true);
-            anyhow::Ok(statement)
-        };
+        let prepare = |cql: String| prepare_idempotent(session, cql);
         let mut bump_version = session
             .prepare(format!(
                 "UPDATE {keyspace}.groups_by_id SET version = ? WHERE room_id = ? IF version = ?"

@@ -130,11 +130,7 @@ impl CassandraStore {
 
 impl Statements {
     async fn prepare(session: &Session, keyspace: &str) -> anyhow::Result<Self> {
-        let prepare = |cql: String| async move {
-            let mut statement = session.prepare(cql).await?;
-            statement.set_is_idempotent(true);
-            anyhow::Ok(statement)
-        };
+        let prepare = |cql: String| prepare_idempotent(session, cql);
         let message_columns =
             "id, author_id, type, content_type, message, client_message_id, created_at";
         let mut room_by_pair_serial = prepare(format!(
@@ -264,6 +260,13 @@ impl CassandraStore {
             .map_err(unavailable)?;
         Ok(())
     }
+}
+
+/// Prepares `cql` marked idempotent, so the driver may retry it.
+async fn prepare_idempotent(session: &Session, cql: String) -> anyhow::Result<PreparedStatement> {
+    let mut statement = session.prepare(cql).await?;
+    statement.set_is_idempotent(true);
+    Ok(statement)
 }
 
 /// Reads the `[applied]` column of a lightweight transaction's answer.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use scylla::{client::session::Session, statement::prepared::PreparedStatement};
 use uuid::Uuid;
 
-use super::{unavailable, CassandraStore};
+use super::{prepare_idempotent, unavailable, CassandraStore};
 use crate::{
     domain::{MessageId, RoomId, RoomKind, UserId},
     store::{ReadState, RoomEntry, StoreError},
@@ -21,11 +21,7 @@ pub(super) struct Statements {
 
 impl Statements {
     pub(super) async fn prepare(session: &Session, keyspace: &str) -> anyhow::Result<Self> {
-        let prepare = |cql: String| async move {
-            let mut statement = session.prepare(cql).await?;
-            statement.set_is_idempotent(true);
-            anyhow::Ok(statement)
-        };
+        let prepare = |cql: String| prepare_idempotent(session, cql);
         Ok(Self {
             message_exists: prepare(format!(
                 "SELECT id FROM {keyspace}.messages_by_room \
