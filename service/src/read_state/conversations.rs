@@ -129,8 +129,15 @@ impl Conversations {
             .history(entry.room_id, HistoryPage::Latest { limit: 1 })
             .await?
             .pop();
+        // A room without messages sorts by its creation: just below every
+        // message of that millisecond (a message sent in the same
+        // millisecond as a room was made is the later activity), above
+        // every earlier one.
         let activity = latest.as_ref().map_or_else(
-            || MessageId::floor_at(entry.created_at.timestamp_millis()),
+            || {
+                let floor = MessageId::floor_at(entry.created_at.timestamp_millis());
+                MessageId::from_i64(floor.as_i64() - 1).unwrap_or(floor)
+            },
             |message| message.id,
         );
         Ok((
