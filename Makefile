@@ -26,12 +26,26 @@ help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## Run the service on the embedded in-memory backends (nothing is kept)
+run: web ## Run the service on the embedded in-memory backends (nothing is kept); the chat page is at http://localhost:3000/
 	cargo run --release -p service --bin chat-service
 
 .PHONY: run-stack
-run-stack: stack-up ## Run the service on the local Cassandra, Kafka and Redis
+run-stack: stack-up web ## Run the service on the local Cassandra, Kafka and Redis
 	$(STACK_ENV) cargo run --release -p service --bin chat-service
+
+# The chat page (web/): socket.io-client from the npm registry through
+# web/package-lock.json, built into web/dist, which the service serves at /.
+WEB_INPUTS := web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+
+.PHONY: web
+web: web/dist/index.html ## Install the chat page's npm dependencies (lock file) and build it into web/dist
+web/dist/index.html: $(WEB_INPUTS)
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+.PHONY: browser
+browser: ## Install Debian's Chromium and ChromeDriver for the e2e browser test
+	$(STACK) browser
 
 .PHONY: migrate
 migrate: ## Apply the Cassandra schema (local stack unless CASSANDRA_NODE_HOSTS is set)
@@ -54,13 +68,13 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
 .PHONY: test
-test: lint stack-up ## Lint, then every test of the workspace against the real stack
+test: lint stack-up web browser ## Lint, then every test of the workspace against the real stack
 	# The e2e suite spawns this binary; `cargo test` alone does not build it.
 	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
 
 .PHONY: e2e
-e2e: stack-up ## The e2e suite with JUnit reports in target/nextest/ (installs cargo-nextest)
+e2e: stack-up web browser ## The e2e suite with JUnit reports in target/nextest/ (installs cargo-nextest)
 	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 	cargo build --workspace --bins
 	E2E_RUN_ID=$${E2E_RUN_ID:-$$(date +%s)} bash -c '\

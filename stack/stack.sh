@@ -4,6 +4,7 @@
 #
 #   stack/stack.sh up | down | status | logs [svc] | reset
 #   stack/stack.sh start <svc> | stop <svc> | kill <svc> | pause <svc> | resume <svc>
+#   stack/stack.sh browser   (installs Chromium and ChromeDriver for the browser test)
 #
 # svc is one of: cassandra kafka redis. All state lives under $STACK_DIR.
 set -euo pipefail
@@ -610,6 +611,20 @@ cmd_logs() {
   done
 }
 
+# The e2e suite's browser test drives Debian's Chromium through its
+# ChromeDriver; both come from apt like Redis, never from a test tool's own
+# download.
+cmd_browser() {
+  local pkgs=()
+  [[ -x /usr/bin/chromium ]] || pkgs+=(chromium)
+  [[ -x /usr/bin/chromedriver ]] || pkgs+=(chromium-driver)
+  if ((${#pkgs[@]})); then
+    apt_install "${pkgs[@]}"
+  fi
+  log "$(/usr/bin/chromium --version 2>/dev/null || echo 'chromium: no version')"
+  log "$(/usr/bin/chromedriver --version 2>/dev/null | head -1)"
+}
+
 cmd_reset() {
   cmd_down
   log "deleting $DATA_DIR, $LOG_DIR and $CONF_DIR (keeping the jar cache)"
@@ -634,6 +649,7 @@ main() {
     pause) cmd_pause "$@" ;;
     resume) cmd_resume "$@" ;;
     reset) cmd_reset ;;
+    browser) cmd_browser ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

@@ -5,7 +5,7 @@
 //! variables are absent runs in memory, so `chat-service` with no
 //! configuration at all is a working single-instance server.
 
-use std::{fmt, net::IpAddr, time::Duration};
+use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
 
 use crate::realtime::DEFAULT_FRAME_LIMIT;
 
@@ -27,6 +27,9 @@ pub struct Settings {
     /// Largest accepted HTTP body (`HTTP_BODY_LIMIT_BYTES`, default 64 KiB:
     /// a group of 1,000 members is a body of about 40 KB).
     pub body_limit: usize,
+    /// The chat page's built files, served at `/` (`WEB_ROOT`, default
+    /// `web/dist`, from the working directory; `make web` builds it).
+    pub web_root: PathBuf,
     /// Width of a message partition's time bucket
     /// (`MESSAGE_BUCKET_SECONDS`, default 1 day). Fixed for a keyspace's life.
     pub message_bucket: Duration,
@@ -279,6 +282,7 @@ impl Settings {
             token_ttl: Duration::from_secs(parse("TOKEN_TTL_SECONDS", "604800")?.max(1)),
             body_limit: usize::try_from(parse("HTTP_BODY_LIMIT_BYTES", "65536")?)
                 .unwrap_or(usize::MAX),
+            web_root: PathBuf::from(get("WEB_ROOT").unwrap_or_else(|| "web/dist".to_owned())),
             message_bucket: Duration::from_secs(message_bucket),
             realtime: RealtimeSettings {
                 rate_per_second: u32::try_from(parse("MESSAGE_RATE_PER_SECOND", "20")?)

@@ -221,7 +221,7 @@ impl Application {
             metrics: metrics_handle(),
             limits,
         };
-        let router = gateway.serve_on(http::router(state, settings.body_limit));
+        let router = gateway.serve_on(http::router(state, settings.body_limit, &settings.web_root));
 
         let processor = Arc::new(Processor::new(processing_storage, sockets.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);

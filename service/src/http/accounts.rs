@@ -195,6 +195,10 @@ async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<axum::Jso
 struct ListQuery {
     limit: Option<String>,
     after: Option<String>,
+    /// Look one user up by username (exactly, without regard to case).
+    username: Option<String>,
+    /// Look users up by id: comma-separated, at most [`MAX_PAGE`].
+    ids: Option<String>,
 }
 
 /// Parses `?limit=`: absent means `default`, else 1 to `max`.
@@ -214,6 +218,9 @@ async fn list(
     MaybeAuthUser(caller): MaybeAuthUser,
     Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<User>>> {
+    if query.username.is_some() || query.ids.is_some() {
+        return look_up(&state, query).await.map(axum::Json);
+    }
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let after = query
         .after
@@ -236,4 +243,44 @@ async fn list(
     }
     users.truncate(limit);
     Ok(axum::Json(users))
+}
+
+/// `?username=` or `?ids=`: the named users that exist, in the order asked
+/// (a client that shows names for ids, or opens a chat by username, needs
+/// no walk through the whole list). The caller is not left out here.
+async fn look_up(state: &AppState, query: ListQuery) -> Result<Vec<User>> {
+    let accounts = &state.storage.accounts;
+    match (query.username, query.ids) {
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(
+            "username and ids cannot be combined".to_owned(),
+        )),
+        _ if query.limit.is_some() || query.after.is_some() => Err(ApiError::BadRequest(
+            "a look-up by username or ids takes no limit or after".to_owned(),
+        )),
+        (Some(username), None) => {
+            let username = Username::parse(&username)
+                .map_err(|error| ApiError::BadRequest(format!("username: {error}")))?;
+            let account = accounts.by_username(&username).await?;
+            Ok(account.map(|account| account.user).into_iter().collect())
+        }
+        (None, Some(ids)) => {
+            let mut wanted: Vec<UserId> = Vec::new();
+            for raw in ids.split(',') {
+                let id = UserId::parse(raw)
+                    .map_err(|error| ApiError::BadRequest(format!("ids: {error}")))?;
+                if !wanted.contains(&id) {
+                    wanted.push(id);
+                }
+            }
+            if wanted.len() > MAX_PAGE {
+                return Err(ApiError::BadRequest(format!(
+                    "ids: at most {MAX_PAGE} at once"
+                )));
+            }
+            let found =
+                futures::future::try_join_all(wanted.into_iter().map(|id| accounts.by_id(id)));
+            Ok(found.await?.into_iter().flatten().collect())
+        }
+        (None, None) => unreachable!("look_up is called with a username or ids"),
+    }
 }

@@ -9,8 +9,10 @@ mod health;
 mod read_state;
 mod rooms;
 pub mod throttle;
+mod web;
 
 use std::{
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -89,13 +91,13 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The HTTP router with its layers.
-pub fn router(state: AppState, body_limit: usize) -> Router {
+pub fn router(state: AppState, body_limit: usize, web_root: &Path) -> Router {
     Router::new()
         .merge(accounts::router())
         .merge(rooms::router())
         .merge(health::router())
         .merge(docs::router())
-        .fallback(not_found)
+        .fallback_service(web::files(web_root))
         .layer(middleware::from_fn(record_metrics))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
