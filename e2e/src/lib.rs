@@ -12,13 +12,18 @@
 //!   captures its log and prints it when a test fails.
 //! - [`api`]: a typed HTTP client for the contract's routes.
 //! - [`socket`]: a Socket.IO client with `expect_event`-style waits.
+//! - [`browser`]: headless Chromium sessions through ChromeDriver, with
+//!   screenshots of each step kept for a failing test.
+//! - [`proxy`]: a TCP proxy a test can cut, as a dropped network does.
 //! - [`engine_io`]: a raw engine.io client (websocket and polling), for
 //!   frames the Socket.IO client would not send as they are.
 
 pub mod api;
+pub mod browser;
 pub mod chat;
 pub mod docker;
 pub mod engine_io;
+pub mod proxy;
 pub mod server;
 pub mod socket;
 pub mod stack;

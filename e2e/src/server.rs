@@ -158,6 +158,7 @@ impl TestServer {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOST", "127.0.0.1")
             .env("PORT", self.port.to_string())
+            .env("WEB_ROOT", web_root())
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".to_owned()),
@@ -278,9 +279,7 @@ pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("CHAT_SERVICE_BIN") {
         return PathBuf::from(path);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let target = target_dir();
     let profile = if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -293,6 +292,21 @@ pub fn binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The chat page's built files (`E2E_WEB_ROOT`, else the workspace's
+/// `web/dist`, which `make web` builds).
+pub fn web_root() -> PathBuf {
+    std::env::var_os("E2E_WEB_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web/dist"))
+}
+
+/// The workspace's target directory (`CARGO_TARGET_DIR`, else `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 /// Applies the run's keyspace schema once per test process, with

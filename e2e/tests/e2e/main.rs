@@ -31,6 +31,7 @@ macro_rules! on_both_backends {
 
 mod accounts;
 mod backends;
+mod browser;
 mod continuity;
 mod corpus;
 mod delivery;

@@ -1,0 +1,171 @@
+//! The chat page in real browsers: two people register, open the same
+//! room and talk, see each other's read receipts and typing, and one of
+//! them loses the network, writes meanwhile, and catches up when it comes
+//! back. Every step's screenshots are written when the test fails (see
+//! `e2e::browser`).
+
+use e2e::{
+    browser::{run_scenario, Driver, Page, Steps},
+    proxy::CuttableProxy,
+    unique_name, TestServer,
+};
+
+async fn register(page: &Page, username: &str, name: &str) -> anyhow::Result<()> {
+    page.fill("#username", username).await?;
+    page.fill("#name", name).await?;
+    page.fill("#password", "correct horse battery").await?;
+    page.click("#register").await?;
+    page.wait_text("the signed-in name", "#me", |me| me.starts_with(name))
+        .await?;
+    page.wait_text("the socket to connect", "#status", |status| {
+        status == "online"
+    })
+    .await?;
+    Ok(())
+}
+
+async fn say(page: &Page, text: &str) -> anyhow::Result<()> {
+    page.fill("#message-input", text).await?;
+    page.click("#send").await
+}
+
+/// The texts of the open room's messages, oldest first.
+const MESSAGES: &str = "#messages .message .text";
+/// The statuses of the page's own messages (sending…, accepted, sent, read).
+const MY_STATUSES: &str = "#messages .mine .status";
+
+async fn scenario(
+    steps: &Steps,
+    alice: &Page,
+    bob: &Page,
+    alices_network: &CuttableProxy,
+) -> anyhow::Result<()> {
+    let both = [alice, bob];
+    let bob_username = unique_name("bob");
+    register(alice, &unique_name("alice"), "Alice").await?;
+    register(bob, &bob_username, "Bob").await?;
+    steps.step("registered", &both).await?;
+
+    // Alice opens the private room by Bob's username and writes.
+    alice.fill("#peer-username", &bob_username).await?;
+    alice.click("#new-chat button").await?;
+    alice
+        .wait_text("the room with Bob", "#room-title", |title| title == "Bob")
+        .await?;
+    say(alice, "Hi Bob!").await?;
+    alice
+        .wait_text("the message stored (`sent`)", MY_STATUSES, |status| {
+            status == "sent"
+        })
+        .await?;
+    steps.step("alice-wrote", &both).await?;
+
+    // Bob sees the room with one unread message, opens it and reads it;
+    // Alice sees the receipt.
+    bob.wait_text("one unread message", "#conversations .unread", |unread| {
+        unread == "1"
+    })
+    .await?;
+    bob.click("#conversations .conversation").await?;
+    bob.wait_texts("Alice's message", MESSAGES, |texts| texts == ["Hi Bob!"])
+        .await?;
+    alice
+        .wait_text("Bob's read receipt", MY_STATUSES, |status| status == "read")
+        .await?;
+    steps.step("bob-read", &both).await?;
+
+    // Bob types: Alice sees it, then his reply, and the indicator goes.
+    bob.fill("#message-input", "Hello Alice").await?;
+    alice
+        .wait_text("Bob typing", "#typing", |typing| typing == "Bob is typing…")
+        .await?;
+    steps.step("bob-typing", &both).await?;
+    bob.click("#send").await?;
+    alice
+        .wait_texts("Bob's reply", MESSAGES, |texts| {
+            texts == ["Hi Bob!", "Hello Alice"]
+        })
+        .await?;
+    alice
+        .wait_text("the typing indicator to end", "#typing", str::is_empty)
+        .await?;
+    steps.step("bob-replied", &both).await?;
+
+    // Alice's network drops. Bob writes twice; Alice writes once, offline.
+    alices_network.cut();
+    alice
+        .wait_text("Alice to see she is offline", "#status", |status| {
+            status.starts_with("offline")
+        })
+        .await?;
+    say(bob, "Are you there?").await?;
+    say(bob, "Write when you are back").await?;
+    bob.wait_texts("Bob's new messages stored", MY_STATUSES, |statuses| {
+        statuses == ["read", "sent", "sent"]
+    })
+    .await?;
+    say(alice, "Back soon").await?;
+    alice
+        .wait_text(
+            "Alice's message pending",
+            "#messages [data-status=sending]",
+            |status| status == "sending…",
+        )
+        .await?;
+    steps.step("alice-offline", &both).await?;
+
+    // The network returns: Alice catches up on what she missed, her
+    // message goes out once, and each side sees the other read it all.
+    alices_network.restore();
+    let everything = [
+        "Hi Bob!",
+        "Hello Alice",
+        "Are you there?",
+        "Write when you are back",
+        "Back soon",
+    ];
+    alice
+        .wait_text("Alice back online", "#status", |status| status == "online")
+        .await?;
+    alice
+        .wait_texts("the messages Alice missed, once each", MESSAGES, |texts| {
+            texts == everything
+        })
+        .await?;
+    bob.wait_texts("Alice's offline message, once", MESSAGES, |texts| {
+        texts == everything
+    })
+    .await?;
+    bob.wait_texts(
+        "Alice's receipts for Bob's messages",
+        MY_STATUSES,
+        |statuses| statuses == ["read", "read", "read"],
+    )
+    .await?;
+    alice
+        .wait_texts(
+            "Bob's receipt for the offline message",
+            MY_STATUSES,
+            |statuses| statuses == ["read", "read"],
+        )
+        .await?;
+    steps.step("caught-up", &both).await?;
+    Ok(())
+}
+
+on_both_backends! {
+    async fn two_browsers_chat_see_receipts_and_typing_and_catch_up_after_the_network_drops(server: &TestServer) {
+        if !e2e::controls_processes() {
+            return;
+        }
+        let driver = Driver::start().await.expect("ChromeDriver");
+        let address = server.url().trim_start_matches("http://").parse().expect("server address");
+        let alices_network = CuttableProxy::start(address).await;
+        let alice = driver.open("alice", &alices_network.url()).await.expect("Alice's browser");
+        let bob = driver.open("bob", &server.url()).await.expect("Bob's browser");
+        let steps = Steps::new(&format!("browser-{:?}", server.backend()).to_lowercase());
+        run_scenario(&steps, &[&alice, &bob], scenario(&steps, &alice, &bob, &alices_network)).await;
+        alice.close().await.expect("close Alice's browser");
+        bob.close().await.expect("close Bob's browser");
+    }
+}
