@@ -14,6 +14,17 @@
 # default) applies it too before it starts listening.
 
 # ---------------------------------------------------------------------------
+# The chat page: socket.io-client from the npm registry through the lock file
+# ---------------------------------------------------------------------------
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/build.mjs ./
+COPY web/src ./src
+RUN node build.mjs
+
+# ---------------------------------------------------------------------------
 # Build stage
 # ---------------------------------------------------------------------------
 FROM rust:1-bookworm AS build
@@ -57,9 +68,11 @@ RUN apt-get update \
       --home-dir /nonexistent --shell /usr/sbin/nologin chat
 
 COPY --from=build /out/chat-service /usr/local/bin/chat-service
+COPY --from=web /web/dist /usr/share/chat-service/web
 
 ENV HOST=0.0.0.0 \
-    PORT=3000
+    PORT=3000 \
+    WEB_ROOT=/usr/share/chat-service/web
 
 USER 10001:10001
 EXPOSE 3000

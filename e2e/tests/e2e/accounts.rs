@@ -239,6 +239,48 @@ on_both_backends! {
         }
     }
 
+    async fn users_are_looked_up_by_username_or_by_ids(server: &TestServer) {
+        let api = Api::new(server.url());
+        let alice = api.new_user().await;
+        let bob = api.new_user().await;
+
+        let found = api.list(&format!("username={}", alice.username.to_uppercase()), Some(&bob.token)).await.expect(200);
+        assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+        assert_eq!(found[0]["id"], alice.id.as_str());
+        assert_eq!(found[0]["username"], alice.username.as_str());
+        let nobody = api.list(&format!("username={}", unique_name("nobody")), None).await.expect(200);
+        assert_eq!(nobody, json!([]));
+
+        // In the order asked, unknown ids left out, repeats once, the caller included.
+        let unknown = uuid::Uuid::new_v4();
+        let ids = format!("ids={},{unknown},{},{}", bob.id, alice.id, bob.id);
+        let found = api.list(&ids, Some(&alice.token)).await.expect(200);
+        let found: Vec<&str> = found.as_array().unwrap().iter().map(|user| user["id"].as_str().unwrap()).collect();
+        assert_eq!(found, [bob.id.as_str(), alice.id.as_str()]);
+    }
+
+    async fn bad_look_ups_are_400(server: &TestServer) {
+        let api = Api::new(server.url());
+        let alice = api.new_user().await;
+        let too_many = (0..201_u128)
+            .map(|id| uuid::Uuid::from_u128(id).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+
+        for query in [
+            "username=a".to_owned(),
+            "username=no%20spaces".to_owned(),
+            "ids=not-a-uuid".to_owned(),
+            format!("ids={},", alice.id),
+            format!("ids={too_many}"),
+            format!("username={}&ids={}", alice.username, alice.id),
+            format!("username={}&limit=5", alice.username),
+            format!("ids={}&after={}", alice.id, alice.username),
+        ] {
+            api.list(&query, None).await.expect_error(400);
+        }
+    }
+
     async fn the_default_page_holds_at_most_50_users(server: &TestServer) {
         let api = Api::new(server.url());
         api.new_user().await;
@@ -255,8 +297,26 @@ on_both_backends! {
         let api = Api::new(server.url());
 
         let body = api.call(Method::GET, "/api/v1/nothing-here", None, None).await.expect_error(404);
-
         assert_eq!(body["error"], "Not Found");
+        // Past the chat page's files too, and for a method files do not answer.
+        api.call(Method::GET, "/nothing-here.js", None, None).await.expect_error(404);
+        api.call(Method::GET, "/../Cargo.toml", None, None).await.expect_error(404);
+        api.call(Method::POST, "/index.html", None, None).await.expect_error(404);
+    }
+
+    async fn the_chat_page_is_served_at_the_root_with_its_socket_io_client(server: &TestServer) {
+        let client = reqwest::Client::new();
+        let page = client.get(format!("{}/", server.url())).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(policy.contains("default-src 'self'"), "{policy}");
+        assert!(page.text().await.unwrap().contains("main.js"));
+
+        let client_js = client.get(format!("{}/vendor/socket.io.esm.min.js", server.url())).send().await.unwrap();
+        assert_eq!(client_js.status(), 200);
+        assert!(client_js.headers()["content-type"].to_str().unwrap().contains("javascript"));
+        assert!(client_js.text().await.unwrap().contains("Socket.IO"));
     }
 
     async fn health_and_readiness_answer_when_every_backend_is_up(server: &TestServer) {
