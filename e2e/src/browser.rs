@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use fantoccini::{wd::Capabilities, Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -254,14 +254,21 @@ impl Steps {
 
 /// Runs `scenario` with `pages`; if it fails or panics, writes every step's
 /// screenshots and one of each page at the failure, then fails the test
-/// with the folder's name.
+/// with the folder's name. `E2E_KEEP_SCREENSHOTS=1` writes them on success
+/// too.
 pub async fn run_scenario<F>(steps: &Steps, pages: &[&Page], scenario: F)
 where
     F: Future<Output = anyhow::Result<()>>,
 {
     let outcome = AssertUnwindSafe(scenario).catch_unwind().await;
     let failure = match outcome {
-        Ok(Ok(())) => return,
+        Ok(Ok(())) => {
+            if std::env::var_os("E2E_KEEP_SCREENSHOTS").is_some() {
+                let dir = steps.write().expect("write the screenshots");
+                eprintln!("screenshots of each step: {}", dir.display());
+            }
+            return;
+        }
         Ok(Err(error)) => format!("{error:#}"),
         Err(panic) => panic
             .downcast_ref::<String>()
@@ -276,14 +283,5 @@ where
     match written {
         Ok(dir) => panic!("{failure}\nscreenshots of each step: {}", dir.display()),
         Err(error) => panic!("{failure}\n(screenshots could not be written: {error:#})"),
-    }
-}
-
-/// Fails with `what` unless `condition` holds.
-pub fn ensure(condition: bool, what: impl FnOnce() -> String) -> anyhow::Result<()> {
-    if condition {
-        Ok(())
-    } else {
-        Err(anyhow!(what()))
     }
 }

@@ -36,6 +36,11 @@ export class Chat {
     });
     socket.on("disconnect", (reason) => {
       setStatus("offline");
+      // Who is online is not known while offline; the rejoin reads it again.
+      if (this.room) {
+        this.room.online.clear();
+        this.room.renderHeader();
+      }
       // The server ended the socket (a logout elsewhere): reconnect only if
       // the token still works; the API's 401 signs the page out otherwise.
       if (reason === "io server disconnect") this.api.me().then(() => socket.connect(), () => {});
@@ -90,6 +95,12 @@ export class Chat {
   async rejoin(room) {
     const since = room.newest;
     const ack = await this.join(room, since);
+    // Receipts and presence may have changed while the socket was away.
+    const details = await this.api.room(room.id);
+    for (const [userId, messageId] of Object.entries(details.readMarkers ?? {})) room.markRead(userId, messageId);
+    room.details = details;
+    room.online = new Set(details.online ?? []);
+    room.renderHeader();
     if (since && ack.complete === false) {
       // More than the replay's limit came meanwhile: page the rest.
       for (let after = room.newest; after;) {

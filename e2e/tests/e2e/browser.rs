@@ -6,9 +6,11 @@
 
 use e2e::{
     browser::{run_scenario, Driver, Page, Steps},
+    chat::{join, send_group},
     proxy::CuttableProxy,
-    unique_name, TestServer,
+    unique_name, Api, ChatSocket, TestServer,
 };
+use serde_json::json;
 
 async fn register(page: &Page, username: &str, name: &str) -> anyhow::Result<()> {
     page.fill("#username", username).await?;
@@ -149,11 +151,141 @@ async fn scenario(
             |statuses| statuses == ["read", "read"],
         )
         .await?;
+    // Still once each, after the receipts' round trips.
+    for page in both {
+        let texts = page.texts(MESSAGES).await?;
+        anyhow::ensure!(texts == everything, "{}: {texts:?}", page.name());
+    }
     steps.step("caught-up", &both).await?;
     Ok(())
 }
 
+/// A group made over the API with a long history: the page lists it with
+/// its unread count, pages back through its history, shows who is online,
+/// adds a member, and counts the members' read receipts.
+async fn group_scenario(steps: &Steps, alice: &Page, api: &Api) -> anyhow::Result<()> {
+    let alice_username = unique_name("alice");
+    register(alice, &alice_username, "Alice").await?;
+    let alice_id = api
+        .list(&format!("username={alice_username}"), None)
+        .await
+        .expect(200)[0]["id"]
+        .as_str()
+        .expect("Alice's id")
+        .to_owned();
+    let carol = api.new_user().await;
+    let dave = api.new_user().await;
+    let erin = api.new_user().await;
+    let room = api
+        .create_group(&carol.token, "Team", &[&alice_id, &dave.id])
+        .await
+        .expect(201)["roomId"]
+        .as_str()
+        .expect("roomId")
+        .to_owned();
+    let mut carols_socket = ChatSocket::connect(api.base(), &carol.token).await;
+    join(&carols_socket, &room).await;
+    let mut sent = Vec::new();
+    for number in 1..=35 {
+        sent.push(send_group(&carols_socket, &room, &format!("message {number}")).await);
+    }
+
+    alice
+        .wait_text(
+            "35 unread in the group",
+            "#conversations .unread",
+            |unread| unread == "35",
+        )
+        .await?;
+    steps.step("group-listed", &[alice]).await?;
+    alice.click("#conversations .conversation").await?;
+    alice
+        .wait_text("the group's title", "#room-title", |title| {
+            title == "Team (3 members)"
+        })
+        .await?;
+    alice
+        .wait_text("Carol online", "#room-online", |online| {
+            online == "1 online"
+        })
+        .await?;
+    let newest: Vec<String> = (6..=35).map(|number| format!("message {number}")).collect();
+    alice
+        .wait_texts("the newest page", MESSAGES, |texts| texts == newest)
+        .await?;
+    alice.click("#older").await?;
+    let everything: Vec<String> = (1..=35).map(|number| format!("message {number}")).collect();
+    alice
+        .wait_texts("the whole history", MESSAGES, |texts| texts == everything)
+        .await?;
+    steps.step("group-history", &[alice]).await?;
+    carols_socket
+        .expect_event("notification", |event| {
+            event["name"] == "read"
+                && event["content"]["userId"] == alice_id.as_str()
+                && event["content"]["messageId"] == sent[34].as_str()
+        })
+        .await;
+
+    say(alice, "Thanks, all").await?;
+    let thanks = carols_socket
+        .expect_event("reply", |reply| {
+            reply["content"]["message"] == "Thanks, all"
+        })
+        .await;
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/rooms/{room}/read"),
+        Some(&dave.token),
+        Some(json!({ "messageId": thanks["id"] })),
+    )
+    .await
+    .expect(204);
+    alice
+        .wait_text("Dave's receipt", MY_STATUSES, |status| {
+            status == "read by 1"
+        })
+        .await?;
+    let ack = carols_socket
+        .emit_with_ack("read", json!({ "roomId": room, "messageId": thanks["id"] }))
+        .await;
+    anyhow::ensure!(ack["status"] == "ok", "Carol's read: {ack}");
+    alice
+        .wait_text("Carol's receipt", MY_STATUSES, |status| {
+            status == "read by 2"
+        })
+        .await?;
+
+    alice.fill("#add-username", &erin.username).await?;
+    alice.click("#add-member button").await?;
+    alice
+        .wait_text("Erin added", "#room-title", |title| {
+            title == "Team (4 members)"
+        })
+        .await?;
+    carols_socket
+        .expect_event("notification", |event| {
+            event["name"] == "members" && event["content"]["added"] == json!([erin.id])
+        })
+        .await;
+    steps.step("group-grown", &[alice]).await?;
+    Ok(())
+}
+
 on_both_backends! {
+    async fn a_browser_pages_a_group_history_and_counts_its_receipts(server: &TestServer) {
+        if !e2e::controls_processes() {
+            return;
+        }
+        let driver = Driver::start().await.expect("ChromeDriver");
+        let alice = driver.open("alice", &server.url()).await.expect("Alice's browser");
+        let steps = Steps::new(&format!("browser-group-{:?}", server.backend()).to_lowercase());
+        let api = Api::new(server.url());
+        run_scenario(&steps, &[&alice], group_scenario(&steps, &alice, &api)).await;
+        alice.close().await.expect("close Alice's browser");
+    }
+
+
     async fn two_browsers_chat_see_receipts_and_typing_and_catch_up_after_the_network_drops(server: &TestServer) {
         if !e2e::controls_processes() {
             return;
