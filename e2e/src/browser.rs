@@ -10,6 +10,7 @@
 
 use std::{
     future::Future,
+    os::unix::process::CommandExt,
     panic::AssertUnwindSafe,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -42,6 +43,9 @@ impl Driver {
         let port = free_port();
         let child = Command::new(&path)
             .arg(format!("--port={port}"))
+            // Its own process group, so the browsers it starts end with it
+            // even when a failing test never closes them.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -96,7 +100,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
