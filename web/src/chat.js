@@ -76,8 +76,9 @@ export class Chat {
     room.renderHeader();
     room.render();
     // Join first, then read the history: a message sent in between comes
-    // live, and either way each id is shown once.
-    await this.join(room, null);
+    // live, and either way each id is shown once. Offline, the join waits
+    // for the connection and the reconnect joins again.
+    await this.join(room, null).catch(report);
     const page = await this.api.history(roomId);
     room.hasOlder = page.length === 30;
     room.add(page);
