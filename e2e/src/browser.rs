@@ -130,15 +130,24 @@ impl Page {
         Ok(())
     }
 
-    /// Clicks the element `css`.
+    /// Clicks the element `css`, waiting for it. A list the page renders
+    /// again (the conversation list does on each new message) can replace
+    /// the element between finding and clicking it: then it is found again.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
-        let element = self
-            .client
-            .find(Locator::Css(css))
-            .await
-            .with_context(|| format!("no {css}"))?;
-        element.click().await?;
-        Ok(())
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let clicked = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.click().await,
+                Err(error) => Err(error),
+            };
+            match clicked {
+                Ok(()) => return Ok(()),
+                Err(error) if Instant::now() > deadline => {
+                    return Err(error).with_context(|| format!("{}: cannot click {css}", self.name))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Runs `body` (a function body that may use `args`) in the page.

@@ -4,6 +4,7 @@
 //! back. Every step's screenshots are written when the test fails (see
 //! `e2e::browser`).
 
+use anyhow::Context;
 use e2e::{
     browser::{run_scenario, Driver, Page, Steps},
     chat::{join, send_group},
@@ -272,7 +273,44 @@ async fn group_scenario(steps: &Steps, alice: &Page, api: &Api) -> anyhow::Resul
     Ok(())
 }
 
+/// A token revoked elsewhere ends the page's session: the socket is closed
+/// by the server and the page goes back to the login form and says why.
+async fn logout_scenario(steps: &Steps, page: &Page, api: &Api) -> anyhow::Result<()> {
+    register(page, &unique_name("carol"), "Carol").await?;
+    let token = page
+        .script(
+            "return sessionStorage.getItem('chat-service.token');",
+            vec![],
+        )
+        .await?;
+    let token = token.as_str().context("the page keeps its token")?;
+    steps.step("signed-in", &[page]).await?;
+    api.logout(token).await.expect(204);
+    page.wait_text("the login form's reason", "#auth-error", |why| {
+        why == "your session ended; log in again"
+    })
+    .await?;
+    let hidden = page
+        .script("return document.getElementById('app').hidden;", vec![])
+        .await?;
+    anyhow::ensure!(hidden == json!(true), "the chat is still shown");
+    steps.step("signed-out", &[page]).await?;
+    Ok(())
+}
+
 on_both_backends! {
+    async fn a_token_revoked_elsewhere_signs_the_page_out(server: &TestServer) {
+        if !e2e::controls_processes() {
+            return;
+        }
+        let driver = Driver::start().await.expect("ChromeDriver");
+        let page = driver.open("carol", &server.url()).await.expect("Carol's browser");
+        let steps = Steps::new(&format!("browser-logout-{:?}", server.backend()).to_lowercase());
+        let api = Api::new(server.url());
+        run_scenario(&steps, &[&page], logout_scenario(&steps, &page, &api)).await;
+        page.close().await.expect("close Carol's browser");
+    }
+
     async fn a_browser_pages_a_group_history_and_counts_its_receipts(server: &TestServer) {
         if !e2e::controls_processes() {
             return;
