@@ -8,7 +8,8 @@
 //!   read as messages arrive, with `LOAD_MARK_READ`), keep listening
 //!   through the grace period, hand every timing to goose, close the
 //!   socket. In chaos mode a lost socket is replaced (on either instance)
-//!   and what was missed is read through history, as a real client would.
+//!   ([`replace`]) and what was missed is read through history, as a real
+//!   client would.
 //!   In the reconnect mode ([`rejoin`]) a share of the chatters drops its
 //!   socket now and then and rejoins with `since`.
 
@@ -22,13 +23,13 @@ use serde_json::json;
 use tokio::{sync::mpsc, time::Instant};
 
 mod rejoin;
+mod replace;
 mod room;
 
+use replace::replace_socket;
+
 use crate::{
-    chaos::{
-        recovery::{self, CatchUp},
-        Identity,
-    },
+    chaos::Identity,
     conversation::{Conversation, RoomMate, Timing},
     coord::SlotState,
     http,
@@ -322,54 +323,6 @@ async fn room_mates(run: &RunState, index: usize, start: Instant) -> Option<Vec<
         });
     }
     Some(mates)
-}
-
-/// Opens a new socket after the old one was lost, joins the room and starts
-/// reading what was missed; false when no instance took the chatter back
-/// before `deadline`.
-async fn replace_socket(
-    run: &Arc<RunState>,
-    chatter: &mut Chatter,
-    conversation: &mut Conversation,
-    deadline: Instant,
-) -> bool {
-    // Often dead already; do not let a half-closed one hold things up.
-    let _ = tokio::time::timeout(Duration::from_secs(2), chatter.socket.disconnect()).await;
-    let Some(chaos) = run.chaos.as_ref() else {
-        return false;
-    };
-    let connection = conversation.connection() + 1;
-    let reconnected = recovery::reconnect(
-        run,
-        &chatter.token,
-        &chatter.room_id,
-        conversation.instance(),
-        &chatter.sender,
-        connection,
-        deadline,
-    )
-    .await;
-    let Some(reconnected) = reconnected else {
-        Counters::bump(&chaos.reconnect_failures);
-        return false;
-    };
-    Counters::bump(&chaos.reconnects);
-    chatter.socket = reconnected.socket;
-    chatter.instance = reconnected.instance;
-    conversation.reconnected(connection, reconnected.instance);
-    recovery::spawn_catch_up(
-        run.clone(),
-        CatchUp {
-            instance: reconnected.instance,
-            token: chatter.token.clone(),
-            room_id: chatter.room_id.clone(),
-            after: conversation.last_seen(),
-            connection,
-            deadline,
-        },
-        chatter.sender.clone(),
-    );
-    true
 }
 
 /// Where in its period chatter `index` sends, as a fraction in [0, 1): the
