@@ -10,11 +10,7 @@ use std::{
 };
 
 use rdkafka::{
-    client::ClientContext,
-    config::RDKafkaLogLevel,
-    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance},
-    error::KafkaError,
-    types::RDKafkaErrorCode,
+    client::ClientContext, config::RDKafkaLogLevel, consumer::ConsumerContext, error::KafkaError,
     Statistics,
 };
 
@@ -87,20 +83,4 @@ impl ClientContext for QuietContext {
     }
 }
 
-impl ConsumerContext for QuietContext {
-    /// Commits the offsets stored so far before partitions are taken away.
-    /// Auto-commit runs once a second: without this, the next owner of a
-    /// partition (this member again, after a rebalance) re-reads messages
-    /// that were already finished. A retry record read twice after its
-    /// message was parked would store the message behind the DLQ's back,
-    /// after its author heard `chat_500` (seen in the poison fault test).
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if !matches!(rebalance, Rebalance::Revoke(_)) {
-            return;
-        }
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => tracing::debug!(cause = %error, "commit before a rebalance failed"),
-        }
-    }
-}
+impl ConsumerContext for QuietContext {}
