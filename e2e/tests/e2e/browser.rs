@@ -298,31 +298,36 @@ async fn logout_scenario(steps: &Steps, page: &Page, api: &Api) -> anyhow::Resul
     Ok(())
 }
 
+/// Runs `scenario` in one browser, named `person`, showing `server`'s page;
+/// its screenshots go under `browser-<test>-<backend>`.
+async fn in_one_browser(
+    server: &TestServer,
+    person: &str,
+    test: &str,
+    scenario: impl AsyncFnOnce(&Steps, &Page, &Api) -> anyhow::Result<()>,
+) {
+    if !e2e::controls_processes() {
+        return;
+    }
+    let driver = Driver::start().await.expect("ChromeDriver");
+    let page = driver
+        .open(person, &server.url())
+        .await
+        .expect("the browser");
+    let steps = Steps::new(&format!("browser-{test}-{:?}", server.backend()).to_lowercase());
+    let api = Api::new(server.url());
+    run_scenario(&steps, &[&page], scenario(&steps, &page, &api)).await;
+    page.close().await.expect("close the browser");
+}
+
 on_both_backends! {
     async fn a_token_revoked_elsewhere_signs_the_page_out(server: &TestServer) {
-        if !e2e::controls_processes() {
-            return;
-        }
-        let driver = Driver::start().await.expect("ChromeDriver");
-        let page = driver.open("carol", &server.url()).await.expect("Carol's browser");
-        let steps = Steps::new(&format!("browser-logout-{:?}", server.backend()).to_lowercase());
-        let api = Api::new(server.url());
-        run_scenario(&steps, &[&page], logout_scenario(&steps, &page, &api)).await;
-        page.close().await.expect("close Carol's browser");
+        in_one_browser(server, "carol", "logout", logout_scenario).await;
     }
 
     async fn a_browser_pages_a_group_history_and_counts_its_receipts(server: &TestServer) {
-        if !e2e::controls_processes() {
-            return;
-        }
-        let driver = Driver::start().await.expect("ChromeDriver");
-        let alice = driver.open("alice", &server.url()).await.expect("Alice's browser");
-        let steps = Steps::new(&format!("browser-group-{:?}", server.backend()).to_lowercase());
-        let api = Api::new(server.url());
-        run_scenario(&steps, &[&alice], group_scenario(&steps, &alice, &api)).await;
-        alice.close().await.expect("close Alice's browser");
+        in_one_browser(server, "alice", "group", group_scenario).await;
     }
-
 
     async fn two_browsers_chat_see_receipts_and_typing_and_catch_up_after_the_network_drops(server: &TestServer) {
         if !e2e::controls_processes() {

@@ -49,6 +49,7 @@ pub fn files(
             HeaderValue::from_static("no-cache"),
         ))
         .service(files)
+        // Names the request body type, which ServeDir leaves generic.
         .map_request(|request: Request| request)
         .map_response(IntoResponse::into_response)
 }
