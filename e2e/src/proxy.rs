@@ -75,11 +75,13 @@ async fn accept(
     cuts: watch::Sender<u64>,
 ) {
     while let Ok((mut client, _)) = listener.accept().await {
+        // Watch for cuts before looking at `online`: a cut in between is
+        // then either seen here or reported to the connection.
+        let mut cut = cuts.subscribe();
         if !online.load(Ordering::SeqCst) {
             drop(client);
             continue;
         }
-        let mut cut = cuts.subscribe();
         tokio::spawn(async move {
             let Ok(mut server) = TcpStream::connect(target).await else {
                 return;
