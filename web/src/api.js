@@ -1,6 +1,9 @@
 // The HTTP API under /api/v1, with the caller's token.
 
 /** An HTTP error in the API's shape: {statusCode, error, message}. */
+/** Messages in a history page and rooms in a conversation-list page: a full page means there may be more. */
+export const PAGE = 30;
+
 export class ApiError extends Error {
   constructor(status, message) {
     super(message);
@@ -58,10 +61,10 @@ export class Api {
   leaveGroup(roomId) { return this.request("DELETE", `/rooms/${roomId}/members/me`); }
   room(roomId) { return this.request("GET", `/rooms/${roomId}`); }
   conversations(before) {
-    return this.request("GET", `/rooms?limit=30${before ? `&before=${encodeURIComponent(before)}` : ""}`);
+    return this.request("GET", `/rooms?limit=${PAGE}${before ? `&before=${encodeURIComponent(before)}` : ""}`);
   }
   /** A page of history, newest first: the newest, or just before or after `id`. */
-  history(roomId, { before, after, limit = 30 } = {}) {
+  history(roomId, { before, after, limit = PAGE } = {}) {
     const around = before ? `&latestMessageId=${before}&context=before`
       : after ? `&latestMessageId=${after}&context=after` : "";
     return this.request("GET", `/rooms/${roomId}/messages?limit=${limit}${around}`);

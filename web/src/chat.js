@@ -4,6 +4,7 @@
 // joined again with `since` its newest message, so what was sent meanwhile
 // is replayed, then paged over HTTP if the replay was not complete.
 import { io } from "./vendor/socket.io.esm.min.js";
+import { PAGE } from "./api.js";
 import { Conversations } from "./conversations.js";
 import { $, toast } from "./dom.js";
 import { OpenRoom } from "./room.js";
@@ -80,7 +81,7 @@ export class Chat {
     // for the connection and the reconnect joins again.
     await this.join(room, null).catch(report);
     const page = await this.api.history(roomId);
-    room.hasOlder = page.length === 30;
+    room.hasOlder = page.length === PAGE;
     room.add(page);
     this.show(room);
   }
@@ -97,10 +98,7 @@ export class Chat {
     const since = room.newest;
     const ack = await this.join(room, since);
     // Receipts and presence may have changed while the socket was away.
-    const details = await this.api.room(room.id);
-    for (const [userId, messageId] of Object.entries(details.readMarkers ?? {})) room.markRead(userId, messageId);
-    room.details = details;
-    room.online = new Set(details.online ?? []);
+    room.update(await this.api.room(room.id));
     room.renderHeader();
     if (since && ack.complete === false) {
       // More than the replay's limit came meanwhile: page the rest.
@@ -120,7 +118,7 @@ export class Chat {
     const room = this.room;
     if (!room?.oldest) return;
     const page = await this.api.history(room.id, { before: room.oldest });
-    room.hasOlder = page.length === 30;
+    room.hasOlder = page.length === PAGE;
     room.add(page);
     room.render();
   }

@@ -1,5 +1,6 @@
 // The conversation list: the caller's rooms, latest activity first, with
 // the last message and the unread count.
+import { PAGE } from "./api.js";
 import { $, el } from "./dom.js";
 
 export class Conversations {
@@ -26,7 +27,7 @@ export class Conversations {
         const page = await this.api.conversations();
         await this.people.resolve(page.flatMap((item) => item.participantIds.slice(0, 2)));
         this.items = page;
-        this.next = page.length === 30 ? page[page.length - 1].cursor : null;
+        this.next = page.length === PAGE ? page[page.length - 1].cursor : null;
         this.render();
       } while (this.again);
     })().finally(() => { this.refreshing = null; });
@@ -38,7 +39,7 @@ export class Conversations {
     const page = await this.api.conversations(this.next);
     await this.people.resolve(page.flatMap((item) => item.participantIds.slice(0, 2)));
     this.items.push(...page);
-    this.next = page.length === 30 ? page[page.length - 1].cursor : null;
+    this.next = page.length === PAGE ? page[page.length - 1].cursor : null;
     this.render();
   }
 

@@ -16,13 +16,15 @@ export class OpenRoom {
     this.stored = new Set();
     this.typing = new Map();
     this.hasOlder = false;
+    this.markers = new Map();
     this.update(details);
   }
 
+  /** Takes the room's details; read markers only move forward. */
   update(details) {
     this.details = details;
     this.type = details.type;
-    this.markers = new Map(Object.entries(details.readMarkers ?? {}));
+    for (const [userId, messageId] of Object.entries(details.readMarkers ?? {})) this.markRead(userId, messageId);
     this.online = new Set(details.online ?? []);
   }
 
