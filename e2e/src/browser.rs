@@ -23,7 +23,7 @@ use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 
-use crate::server::{free_port, target_dir};
+use crate::{ports::free_port, server::target_dir};
 
 /// How long a page may take to show what a step waits for.
 pub const WAIT: Duration = Duration::from_secs(30);

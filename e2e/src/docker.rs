@@ -24,7 +24,7 @@ use testcontainers_modules::{
     },
 };
 
-use crate::server::free_port;
+use crate::ports::free_port;
 
 /// Versions match the local stack and `docker-compose.yml`.
 const CASSANDRA_IMAGE: (&str, &str) = ("cassandra", "5.0.9");

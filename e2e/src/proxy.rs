@@ -29,7 +29,7 @@ pub struct CuttableProxy {
 impl CuttableProxy {
     /// Listens on a free port and forwards to `target`.
     pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", crate::server::free_port()))
+        let listener = TcpListener::bind(("127.0.0.1", crate::ports::free_port()))
             .await
             .expect("proxy cannot listen");
         let port = listener.local_addr().expect("proxy address").port();

@@ -7,7 +7,16 @@
 
 use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
 
-use crate::realtime::DEFAULT_FRAME_LIMIT;
+/// The default cap on one frame a client sends, in bytes
+/// (`SOCKET_FRAME_LIMIT_BYTES`).
+///
+/// The largest legal packet is a `message` of 4,096 characters with a
+/// 128-character `clientMessageId`. A client that escapes everything
+/// outside ASCII (Python's `json.dumps` does by default) writes a 4-byte
+/// character as a 12-byte surrogate pair, `\ud83d\ude00`: about 50 KB in
+/// all. 64 KiB fits that with room to spare; the libraries' own defaults
+/// would read up to 64 MiB.
+pub const DEFAULT_FRAME_LIMIT: usize = 64 * 1024;
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]

@@ -2,30 +2,33 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: typed settings read once from the environment.
-//! - [`telemetry`]: tracing subscriber set-up.
-//! - [`domain`]: newtypes that parse input once, at the edge (`Username`,
-//!   `RoomId`, `MessageId`, `MessageText`, ...). Handlers trust them.
-//! - [`store`]: durable state (accounts, rooms, messages) behind small
-//!   traits, with a Cassandra and an in-memory implementation side by side.
-//! - [`sessions`]: opaque bearer tokens, in Redis or in memory.
-//! - [`http`]: the axum routes under `/api/v1`, health, readiness, metrics.
-//! - [`realtime`]: the Socket.IO gateway, namespace `/chats`: handshake
-//!   auth, `join` / `leave` / `message`, answers on acks or `error` events.
-//! - [`pipeline`]: where a message goes after the gateway accepted it:
-//!   publish (Kafka or an in-process channel), consume, store in the
-//!   [`store`], fan out to the room's sockets on every instance.
-//! - [`limits`]: the message rate and login throttle, shared by every
-//!   instance through Redis.
+//! The modules form layers; each imports only from those below it. From
+//! the top (the README's "A map of the code" follows a message through
+//! them):
+//!
 //! - [`startup`]: wiring: [`startup::Application::build`] connects the
 //!   backends, applies the schema and binds the port.
-//! - [`error`]: the HTTP error type and its NestJS-shaped body.
+//! - [`http`] and [`realtime`]: the edge. The axum routes under `/api/v1`,
+//!   health, readiness and metrics; the Socket.IO gateway, namespace
+//!   `/chats`. Each maps the errors of the layers below to its own shape.
+//! - [`read_state`], [`presence`], [`membership`], [`limits`]: the rules
+//!   of read markers, who is online, who is in which room, and abuse limits.
+//! - [`sessions`] and [`pipeline`]: login sessions and the ending of their
+//!   sockets; where a message goes after the gateway accepted it: publish
+//!   (Kafka or an in-process channel), consume, store, fan out.
+//! - [`fanout`], [`store`], [`passwords`]: the emitting interface the
+//!   layers above use; durable state behind small traits, Cassandra and
+//!   in memory side by side; argon2id.
+//! - [`domain`], [`config`], [`locks`], [`telemetry`]: the ground. Types
+//!   that parse input once, at the edge; settings read once from the
+//!   environment; poison-tolerant locks; logs and metrics.
 
 pub mod config;
 pub mod domain;
-pub mod error;
+pub mod fanout;
 pub mod http;
 pub mod limits;
+pub mod locks;
 pub mod membership;
 pub mod passwords;
 pub mod pipeline;

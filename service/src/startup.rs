@@ -1,28 +1,22 @@
 //! Wiring: connect the backends the settings name (memory for the rest),
 //! apply the schema, bind the port, serve until told to stop.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::net::TcpListener;
 
 use crate::{
     config::{CassandraSettings, RedisSettings, Settings},
+    fanout::Fanout,
     http::{self, AppState},
     limits::Limits,
     membership::{groups::Groups, Membership},
     pipeline::{
         accept::Acceptor,
         claims::{Claims, MemoryClaims, RedisClaims},
-        fanout::Fanout,
         kafka::{self, producer::KafkaBus, KafkaProbe},
         lifecycle::Pipeline,
         memory,
@@ -33,12 +27,17 @@ use crate::{
     },
     presence::{redis::RedisPresence, Keeper, Presence},
     read_state::{conversations::Conversations, Reading},
-    realtime::{self, seen::Seen, RealtimeState, RedisLink},
+    realtime::{
+        gateway::{self, RedisLink},
+        seen::Seen,
+        RealtimeState,
+    },
     sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
     store::{
         cassandra::{self, CassandraStore},
         Probe, Storage,
     },
+    telemetry,
 };
 
 /// How long in-flight requests may take to finish after a stop signal.
@@ -198,7 +197,7 @@ impl Application {
             )),
         };
         let processing_storage = storage.clone();
-        let gateway = realtime::build(realtime_state, adapter, realtime.frame_limit).await?;
+        let gateway = gateway::build(realtime_state, adapter, realtime.frame_limit).await?;
         let sockets = gateway.fanout.clone();
         presence.tell_through(sockets.clone());
         let groups = Arc::new(Groups::new(
@@ -218,7 +217,7 @@ impl Application {
             sockets: sockets.clone(),
             probes,
             token_ttl: settings.token_ttl,
-            metrics: metrics_handle(),
+            metrics: telemetry::metrics_handle(),
             limits,
         };
         let router = gateway.serve_on(http::router(state, settings.body_limit, &settings.web_root));
@@ -332,32 +331,6 @@ pub async fn connect_redis(settings: &RedisSettings) -> anyhow::Result<Connectio
             }
         }
     }
-}
-
-/// Bucket bounds of every `*_seconds` histogram: fine around the 25 ms
-/// fan-out goal, coarse above a second.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1,
-    0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// The process-wide Prometheus recorder, installed on first use.
-fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            // Real histograms (not summaries), so latency percentiles can be
-            // aggregated across instances and read as deltas by the load tool.
-            let builder = || {
-                PrometheusBuilder::new()
-                    .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
-                    .expect("bucket list is not empty")
-            };
-            builder()
-                .install_recorder()
-                .unwrap_or_else(|_| builder().build_recorder().handle())
-        })
-        .clone()
 }
 
 /// Applies the schema and returns: `chat-service migrate`.

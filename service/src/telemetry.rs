@@ -1,5 +1,10 @@
-//! Tracing set-up: human-readable logs by default, JSON with `LOG_FORMAT=json`.
+//! What the process tells about itself: logs (human-readable by default,
+//! JSON with `LOG_FORMAT=json`) and the Prometheus recorder behind
+//! `/metrics`.
 
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// Installs the global tracing subscriber. `RUST_LOG` sets the filter
@@ -15,4 +20,30 @@ pub fn init() {
     } else {
         builder.try_init()
     };
+}
+
+/// Bucket bounds of every `*_seconds` histogram: fine around the 25 ms
+/// fan-out goal, coarse above a second.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1,
+    0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            // Real histograms (not summaries), so latency percentiles can be
+            // aggregated across instances and read as deltas by the load tool.
+            let builder = || {
+                PrometheusBuilder::new()
+                    .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                    .expect("bucket list is not empty")
+            };
+            builder()
+                .install_recorder()
+                .unwrap_or_else(|_| builder().build_recorder().handle())
+        })
+        .clone()
 }

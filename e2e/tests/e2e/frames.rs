@@ -8,7 +8,7 @@ use e2e::{
     socket::EVENT_TIMEOUT,
     Api, TestServer,
 };
-use service::realtime::DEFAULT_FRAME_LIMIT;
+use service::config::DEFAULT_FRAME_LIMIT;
 
 /// A frame far over the cap.
 const OVERSIZED: usize = 3 * 1024 * 1024;

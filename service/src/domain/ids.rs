@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 use super::ParseError;
 
+use crate::locks::LockExt;
+
 macro_rules! uuid_id {
     ($name:ident, $what:literal) => {
         #[doc = concat!("The id of a ", $what, ": a UUID, written as a string.")]
@@ -154,10 +156,7 @@ impl MessageIdGenerator {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as i64)
             - ID_EPOCH_MS;
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut state = self.state.lock_or_recover();
         let (last, sequence) = *state;
         // A clock that steps back keeps the last millisecond, so ids stay
         // ordered; a full millisecond borrows the next one.

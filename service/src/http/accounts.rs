@@ -6,20 +6,19 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    extract::{AuthUser, Json, MaybeAuthUser, Query},
-    AppState,
+    error::{ApiError, Result},
+    extract::{parse_limit, AuthUser, Json, MaybeAuthUser, Query},
+    state::AppState,
 };
 use crate::{
     domain::{DisplayName, Password, User, UserId, Username},
-    error::{ApiError, Result},
     passwords,
-    realtime::session::{self, Ended},
+    sessions::ending::{self, Ended},
     store::{Account, StoreError},
 };
 
@@ -137,7 +136,7 @@ async fn login(
 /// Ends the caller's session and closes the sockets opened with it.
 async fn logout(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode> {
     let session = state.sessions.revoke(&caller.token).await?;
-    end_sockets(&state, &[session], Ended::Logout).await;
+    ending::end_or_retry(state.sockets.clone(), &[session], Ended::Logout).await;
     tracing::info!(user_id = %caller.id, "logged out");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -146,40 +145,10 @@ async fn logout(State(state): State<AppState>, caller: AuthUser) -> Result<Statu
 /// sockets everywhere.
 async fn logout_all(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode> {
     let sessions = state.sessions.revoke_all(caller.id).await?;
-    end_sockets(&state, &sessions, Ended::LogoutEverywhere).await;
+    ending::end_or_retry(state.sockets.clone(), &sessions, Ended::LogoutEverywhere).await;
     tracing::info!(user_id = %caller.id, sessions = sessions.len(), "logged out everywhere");
     Ok(StatusCode::NO_CONTENT)
 }
-
-/// Closes the ended sessions' sockets. The sessions are already gone (no
-/// new handshake or HTTP call succeeds with them); if the adapter cannot
-/// reach the other instances right now, the close is retried in the
-/// background until it can, for up to [`END_RETRY_FOR`].
-async fn end_sockets(state: &AppState, sessions: &[String], why: Ended) {
-    let sockets = state.sockets.clone();
-    if session::end(sockets.as_ref(), sessions, why).await.is_ok() {
-        return;
-    }
-    let sessions = sessions.to_vec();
-    tokio::spawn(async move {
-        let started = std::time::Instant::now();
-        let mut pause = Duration::from_millis(200);
-        loop {
-            tokio::time::sleep(pause).await;
-            match session::end(sockets.as_ref(), &sessions, why).await {
-                Ok(()) => return,
-                Err(error) if started.elapsed() > END_RETRY_FOR => {
-                    tracing::error!(cause = %error, "could not close the ended sessions' sockets");
-                    return;
-                }
-                Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),
-            }
-        }
-    });
-}
-
-/// How long closing an ended session's sockets is retried.
-const END_RETRY_FOR: Duration = Duration::from_secs(300);
 
 async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<axum::Json<User>> {
     let user = state
@@ -199,18 +168,6 @@ struct ListQuery {
     username: Option<String>,
     /// Look users up by id: comma-separated, at most [`MAX_PAGE`].
     ids: Option<String>,
-}
-
-/// Parses `?limit=`: absent means `default`, else 1 to `max`.
-pub(super) fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize> {
-    let Some(raw) = raw else {
-        return Ok(default);
-    };
-    raw.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|limit| (1..=max).contains(limit))
-        .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to {max}")))
 }
 
 async fn list(

@@ -4,7 +4,7 @@
 
 use axum::{http::header::CONTENT_TYPE, response::IntoResponse, routing::get, Router};
 
-use super::AppState;
+use super::state::AppState;
 
 /// The OpenAPI 3 document.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");

@@ -12,8 +12,8 @@ use axum::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::AppState;
-use crate::{domain::UserId, error::ApiError, sessions::Token};
+use super::{error::ApiError, state::AppState};
+use crate::{domain::UserId, sessions::Token};
 
 /// A JSON object body; malformed JSON, or JSON that is not an object, is
 /// a 400, an oversized body a 413. (Serde would read an array as the
@@ -62,15 +62,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// Parses `?limit=`: absent means `default`, else 1 to `max`.
+pub fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|limit| (1..=max).contains(limit))
+        .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to {max}")))
+}
+
 /// The token of a request: `Authorization: <token>` or `Bearer <token>`.
 pub fn bearer_token(headers: &HeaderMap) -> Option<Token> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
-        Some(_) => return None,
-        None => value,
-    };
-    Token::from_client(token)
+    Token::from_authorization(headers.get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// A caller with a live session. Missing or dead tokens are a 401.

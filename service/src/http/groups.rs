@@ -12,13 +12,32 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::{
+    error::{ApiError, Result},
     extract::{AuthUser, Json},
-    AppState,
+    state::AppState,
 };
 use crate::{
     domain::{MessageId, Room, RoomId, RoomName, UserId},
-    error::{ApiError, Result},
+    membership::groups::GroupError,
 };
+
+impl From<GroupError> for ApiError {
+    fn from(error: GroupError) -> Self {
+        match error {
+            GroupError::TooFewMembers | GroupError::NotAGroup | GroupError::OverLimit(_) => {
+                Self::BadRequest(error.to_string())
+            }
+            GroupError::RoomNotFound | GroupError::UserNotFound(_) => {
+                Self::NotFound(error.to_string())
+            }
+            GroupError::SocketsUnreachable(cause) => {
+                tracing::warn!(cause = %cause, "the sockets cannot be reached");
+                Self::Unavailable("redis")
+            }
+            GroupError::Store(error) => error.into(),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,7 +11,7 @@ use axum::{
 };
 use serde_json::{json, Map, Value};
 
-use super::AppState;
+use super::state::AppState;
 
 /// How long a backend may take to answer `/ready`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

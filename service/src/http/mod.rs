@@ -3,69 +3,26 @@
 
 mod accounts;
 mod docs;
+pub mod error;
 pub mod extract;
 mod groups;
 mod health;
 mod read_state;
 mod rooms;
-pub mod throttle;
+mod state;
 mod web;
 
-use std::{
-    path::Path,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Instant};
 
 use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
-    http::StatusCode,
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     Router,
 };
-use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 
-use crate::{
-    error::error_body,
-    limits::Limits,
-    membership::{groups::Groups, Membership},
-    pipeline::fanout::Fanout,
-    presence::Keeper,
-    read_state::{conversations::Conversations, Reading},
-    sessions::Sessions,
-    store::{Probe, Storage},
-};
-
-/// What every handler can reach: cheap, cloneable handles.
-#[derive(Clone)]
-pub struct AppState {
-    /// Accounts, rooms, messages.
-    pub storage: Storage,
-    /// Who is in which room.
-    pub membership: Arc<Membership>,
-    /// Changes to groups.
-    pub groups: Arc<Groups>,
-    /// Read markers.
-    pub reading: Arc<Reading>,
-    /// The conversation list.
-    pub conversations: Arc<Conversations>,
-    /// Who is online.
-    pub presence: Arc<Keeper>,
-    /// Login sessions.
-    pub sessions: Arc<dyn Sessions>,
-    /// The sockets of every instance, to end a session's sockets.
-    pub sockets: Arc<dyn Fanout>,
-    /// Backends that `/ready` asks.
-    pub probes: Vec<Arc<dyn Probe>>,
-    /// Lifetime of a new token.
-    pub token_ttl: Duration,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
-    /// Failed logins by username (and the message rate), across instances.
-    pub limits: Arc<Limits>,
-}
+pub use self::state::AppState;
 
 /// Every route the service answers, as `(method, path)`; the OpenAPI
 /// document and the Postman collection are tested against this list.
@@ -115,11 +72,6 @@ pub fn router(state: AppState, body_limit: usize, web_root: &Path) -> Router {
         )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-async fn not_found(request: Request) -> Response {
-    let message = format!("Cannot {} {}", request.method(), request.uri().path());
-    error_body(StatusCode::NOT_FOUND, &message)
 }
 
 /// Counts requests and times them by route and status.

@@ -9,15 +9,28 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    accounts::parse_limit,
-    extract::{AuthUser, Json},
-    AppState,
+    error::{ApiError, Result},
+    extract::{parse_limit, AuthUser, Json},
+    state::AppState,
 };
 use crate::{
     domain::{MessageId, RoomId},
-    error::{ApiError, Result},
-    read_state::conversations::{Conversation, Cursor},
+    read_state::{
+        conversations::{Conversation, Cursor},
+        ReadError,
+    },
 };
+
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::RoomNotFound | ReadError::MessageNotFound => {
+                Self::NotFound(error.to_string())
+            }
+            ReadError::Store(error) => error.into(),
+        }
+    }
+}
 
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;

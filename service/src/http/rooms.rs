@@ -10,14 +10,12 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    accounts::parse_limit,
-    extract::{AuthUser, Query},
-    groups, read_state, AppState,
-};
-use crate::{
-    domain::{HistoryPage, Message, MessageId, RoomId, UserId},
     error::{ApiError, Result},
+    extract::{parse_limit, AuthUser, Query},
+    groups, read_state,
+    state::AppState,
 };
+use crate::domain::{HistoryPage, Message, MessageId, RoomId, UserId};
 
 const DEFAULT_PAGE: usize = 10;
 const MAX_PAGE: usize = 100;

@@ -13,7 +13,7 @@ use axum::{
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
 
-use super::not_found;
+use super::error::not_found;
 
 /// The page loads only its own scripts and talks only to this origin.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; \

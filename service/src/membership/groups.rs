@@ -11,10 +11,37 @@ use serde::Serialize;
 
 use crate::{
     domain::{Room, RoomId, RoomKind, RoomName, UserId},
-    error::{ApiError, Result},
-    pipeline::fanout::{room_channel, user_channel, Fanout, FanoutError},
-    store::{Accounts, Added, Rooms},
+    fanout::{room_channel, user_channel, Fanout, FanoutError},
+    store::{Accounts, Added, Rooms, StoreError},
 };
+
+/// Why a change to a group was refused. The edge maps each to its answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// A new group needs someone besides its creator.
+    #[error("participantIds must name at least one other user")]
+    TooFewMembers,
+    /// The room is private: its members are fixed.
+    #[error("the members of a private room do not change")]
+    NotAGroup,
+    /// The change would pass the member limit.
+    #[error("a group has at most {0} members")]
+    OverLimit(usize),
+    /// The room is unknown or the caller is not in it.
+    #[error("room not found")]
+    RoomNotFound,
+    /// A user named in the request has no account.
+    #[error("user {0} not found")]
+    UserNotFound(UserId),
+    /// The sockets could not be taken out of the room (the adapter lost Redis).
+    #[error("the sockets cannot be reached")]
+    SocketsUnreachable(#[source] FanoutError),
+    /// The store did not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Result<T, E = GroupError> = std::result::Result<T, E>;
 
 /// Account lookups issued at once when a request names many users.
 const LOOKUPS_IN_FLIGHT: usize = 16;
@@ -67,9 +94,7 @@ impl Groups {
         members.sort_unstable();
         members.dedup();
         if members.len() < 2 {
-            return Err(ApiError::BadRequest(
-                "participantIds must name at least one other user".to_owned(),
-            ));
+            return Err(GroupError::TooFewMembers);
         }
         self.within_limit(members.len())?;
         self.all_exist(others).await?;
@@ -96,7 +121,7 @@ impl Groups {
     pub async fn get(&self, caller: UserId, room: RoomId) -> Result<Room> {
         match self.rooms.room(room).await? {
             Some(room) if room.participant_ids.contains(&caller) => Ok(room),
-            _ => Err(not_found()),
+            _ => Err(GroupError::RoomNotFound),
         }
     }
 
@@ -111,10 +136,14 @@ impl Groups {
             .await?
         {
             Added::Members(added) => added,
-            Added::OverLimit => return Err(self.over_limit()),
-            Added::NoGroup => return Err(not_found()),
+            Added::OverLimit => return Err(GroupError::OverLimit(self.max_members)),
+            Added::NoGroup => return Err(GroupError::RoomNotFound),
         };
-        let after = self.rooms.room(room).await?.ok_or_else(not_found)?;
+        let after = self
+            .rooms
+            .room(room)
+            .await?
+            .ok_or(GroupError::RoomNotFound)?;
         if !added.is_empty() {
             let mut told = before.participant_ids;
             told.extend(&added);
@@ -135,9 +164,9 @@ impl Groups {
         self.sockets
             .leave(sockets.clone(), room_channel(room))
             .await
-            .map_err(unavailable)?;
+            .map_err(GroupError::SocketsUnreachable)?;
         if !self.rooms.remove_member(room, caller).await? {
-            return Err(not_found());
+            return Err(GroupError::RoomNotFound);
         }
         if let Err(error) = self.sockets.leave(sockets, room_channel(room)).await {
             tracing::warn!(cause = %error, "cannot repeat the leave of the room's sockets");
@@ -152,22 +181,16 @@ impl Groups {
     async fn group_of(&self, caller: UserId, room: RoomId) -> Result<Room> {
         let room = self.get(caller, room).await?;
         if room.kind != RoomKind::Group {
-            return Err(ApiError::BadRequest(
-                "the members of a private room do not change".to_owned(),
-            ));
+            return Err(GroupError::NotAGroup);
         }
         Ok(room)
     }
 
     fn within_limit(&self, members: usize) -> Result<()> {
         if members > self.max_members {
-            return Err(self.over_limit());
+            return Err(GroupError::OverLimit(self.max_members));
         }
         Ok(())
-    }
-
-    fn over_limit(&self) -> ApiError {
-        ApiError::BadRequest(format!("a group has at most {} members", self.max_members))
     }
 
     /// 404 naming the first of `users` without an account.
@@ -177,7 +200,7 @@ impl Groups {
             .buffered(LOOKUPS_IN_FLIGHT);
         while let Some((user, found)) = lookups.next().await {
             if found?.is_none() {
-                return Err(ApiError::NotFound(format!("user {user} not found")));
+                return Err(GroupError::UserNotFound(user));
             }
         }
         Ok(())
@@ -206,13 +229,4 @@ impl Groups {
             tracing::warn!(cause = %error, room_id = %room, "cannot tell the members of a change");
         }
     }
-}
-
-fn not_found() -> ApiError {
-    ApiError::NotFound("room not found".to_owned())
-}
-
-fn unavailable(error: FanoutError) -> ApiError {
-    tracing::warn!(cause = %error, "the sockets cannot be reached");
-    ApiError::Unavailable("redis")
 }

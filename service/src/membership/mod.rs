@@ -22,6 +22,7 @@ use std::{collections::HashMap, sync::Arc, sync::Mutex};
 
 use crate::{
     domain::{Audience, RoomId, UserId},
+    locks::LockExt,
     store::{Rooms, StoreError},
 };
 
@@ -99,9 +100,7 @@ impl Membership {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Known>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.cache.lock_or_recover()
     }
 }
 

@@ -12,6 +12,7 @@ use std::{
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
+use crate::locks::LockExt;
 use crate::store::StoreError;
 
 const BACKEND: &str = "redis";
@@ -118,9 +119,7 @@ impl MemoryClaims {
     }
 
     fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
-        self.keys
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.keys.lock_or_recover()
     }
 
     /// Claim at an explicit time, so tests need no clock.

@@ -9,12 +9,10 @@ use std::sync::{
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{
-    fanout::{Delivery, Fanout, FanoutError},
-    MessageCreated,
-};
+use super::MessageCreated;
 use crate::{
     domain::{HistoryPage, Message, MessageId, MessageIdGenerator, MessageText, RoomId, UserId},
+    fanout::{Delivery, Fanout, FanoutError},
     store::{memory::MemoryStore, Messages, Probe, Storage, StoreError},
 };
 

@@ -13,7 +13,8 @@ use tokio::{
 use super::{
     outage::Stopping,
     process::{ProcessError, Processor},
-    Bus, BusError, MessageCreated, MAX_STORE_ATTEMPTS,
+    retry::{after_failure, AfterFailure},
+    Bus, BusError, MessageCreated,
 };
 
 /// Messages that may wait for the consumer before senders are pushed back.
@@ -93,11 +94,13 @@ async fn handle(
             Err(ProcessError::Stopping) => return Err(Stopping),
             Err(ProcessError::Store(_)) => {}
         }
-        if event.attempt >= MAX_STORE_ATTEMPTS {
-            return processor.give_up(&event, stop).await;
+        match after_failure(&event, RETRY_BACKOFF) {
+            AfterFailure::Retry { next, delay } => {
+                tokio::time::sleep(delay).await;
+                event = *next;
+            }
+            AfterFailure::GiveUp => return processor.give_up(&event, stop).await,
         }
-        tokio::time::sleep(RETRY_BACKOFF * 2u32.pow(event.attempt - 1)).await;
-        event.attempt += 1;
     }
 }
 
@@ -108,7 +111,10 @@ mod tests {
     use super::*;
     use crate::{
         domain::{HistoryPage, Message},
-        pipeline::doubles::{event, Emit, FlakyStore, RecordingFanout},
+        pipeline::{
+            doubles::{event, Emit, FlakyStore, RecordingFanout},
+            retry::MAX_STORE_ATTEMPTS,
+        },
         store::Messages,
     };
 

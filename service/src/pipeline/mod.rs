@@ -11,9 +11,9 @@
 //! - [`Bus`]: where accepted messages go, [`kafka`] or [`memory`] side by side.
 //! - [`process`]: the one "a message was created" step both consumers run:
 //!   store, then fan out; [`outage`] holds a message while a backend it
-//!   needs does not answer, without spending its store attempts.
-//! - [`fanout`]: the emitting side of Socket.IO, as seen by the pipeline.
-//! - [`claims`], [`node_id`], [`rate_limit`]: the small shared-state helpers.
+//!   needs does not answer, without spending its store attempts; [`retry`]:
+//!   what a failed store attempt leads to, on either bus.
+//! - [`claims`], [`node_id`]: the small shared-state helpers.
 //! - [`lifecycle`]: the running tasks and their orderly stop.
 //!
 //! # Why `reply` waits for the Cassandra write
@@ -38,23 +38,19 @@ pub mod accept;
 pub mod claims;
 #[cfg(test)]
 mod doubles;
-pub mod fanout;
 pub mod kafka;
 pub mod lifecycle;
 pub mod memory;
 pub mod node_id;
 pub mod outage;
 pub mod process;
-pub mod rate_limit;
+pub mod retry;
 pub mod topics;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Message, UserId};
-
-/// How many times the pipeline tries to store a message before parking it.
-pub const MAX_STORE_ATTEMPTS: u32 = 3;
 
 /// The event on `chats.message-created`: an accepted message and what the
 /// consumer needs to deliver it without reading anything back.

@@ -16,6 +16,8 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::domain::{MessageId, MessageIdGenerator};
 
+use crate::locks::RwLockExt;
+
 /// Node ids the Snowflake layout has room for (10 bits).
 const MAX_NODES: u16 = 1024;
 
@@ -63,17 +65,11 @@ impl IdSource {
     }
 
     fn current(&self) -> Arc<MessageIdGenerator> {
-        self.generator
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
+        self.generator.read_or_recover().clone()
     }
 
     fn replace(&self, node: u16) {
-        *self
-            .generator
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(MessageIdGenerator::new(node));
+        *self.generator.write_or_recover() = Arc::new(MessageIdGenerator::new(node));
     }
 }
 

@@ -30,13 +30,13 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{
-    fanout::{socket_channel, user_channel, Delivery, Fanout, FanoutError},
     now_ms,
     outage::{Outage, Stopping},
     MessageCreated,
 };
 use crate::{
     domain::UserId,
+    fanout::{socket_channel, user_channel, Delivery, Fanout, FanoutError},
     store::{Storage, StoreError},
 };
 

@@ -24,7 +24,8 @@ use serde_json::json;
 
 use crate::{
     domain::{RoomKind, UserId},
-    pipeline::fanout::{user_channel, Fanout},
+    fanout::{user_channel, Fanout},
+    locks::LockExt,
     store::{Rooms, StoreError},
 };
 
@@ -49,7 +50,7 @@ impl Presence {
     pub async fn connected(&self, user: UserId, socket: &str) -> Result<bool, StoreError> {
         match self {
             Self::Local(users) => {
-                let mut users = users.lock().unwrap_or_else(|poison| poison.into_inner());
+                let mut users = users.lock_or_recover();
                 let sockets = users.entry(user).or_default();
                 Ok(sockets.insert(socket.to_owned()) && sockets.len() == 1)
             }
@@ -61,7 +62,7 @@ impl Presence {
     pub async fn disconnected(&self, user: UserId, socket: &str) -> Result<bool, StoreError> {
         match self {
             Self::Local(users) => {
-                let mut users = users.lock().unwrap_or_else(|poison| poison.into_inner());
+                let mut users = users.lock_or_recover();
                 let Some(sockets) = users.get_mut(&user) else {
                     return Ok(false);
                 };
@@ -79,7 +80,7 @@ impl Presence {
     pub async fn online(&self, users: &[UserId]) -> Result<Vec<UserId>, StoreError> {
         match self {
             Self::Local(online) => {
-                let online = online.lock().unwrap_or_else(|poison| poison.into_inner());
+                let online = online.lock_or_recover();
                 Ok(users
                     .iter()
                     .copied()

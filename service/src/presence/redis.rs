@@ -12,6 +12,7 @@ use std::{
 
 use redis::aio::ConnectionManager;
 
+use crate::locks::LockExt;
 use crate::{domain::UserId, store::StoreError};
 
 /// An instance's heartbeat lives this long unless renewed.
@@ -87,9 +88,7 @@ impl RedisPresence {
     }
 
     fn local_sockets(&self) -> std::sync::MutexGuard<'_, HashSet<(UserId, String)>> {
-        self.local
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.local.lock_or_recover()
     }
 
     /// Writes one socket of this instance; true when its user just came online.

@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 
 use crate::{
     domain::{Audience, MessageId, RoomId, UserId},
+    fanout::user_channel,
     membership::Membership,
-    pipeline::fanout::user_channel,
     store::{Storage, StoreError},
 };
 

@@ -2,6 +2,7 @@
 //! session token, from the `Authorization` header (bare or `Bearer`) or,
 //! where a client cannot set headers, the auth payload `{"token"}`.
 
+use axum::http::header::AUTHORIZATION;
 use serde_json::Value;
 use socketioxide::{
     adapter::Adapter,
@@ -9,7 +10,7 @@ use socketioxide::{
 };
 
 use super::RealtimeState;
-use crate::{http::extract::bearer_token, sessions::Token};
+use crate::sessions::Token;
 
 /// Why a handshake was refused; the text is the client's `connect_error`.
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +31,17 @@ pub async fn authenticate<A: Adapter>(
     State(state): State<RealtimeState>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), Refused> {
-    let token = bearer_token(&socket.req_parts().headers).or_else(|| {
-        auth.ok()
-            .as_ref()
-            .and_then(|auth| auth.get("token"))
-            .and_then(Value::as_str)
-            .and_then(token_from_text)
-    });
+    let header = socket.req_parts().headers.get(AUTHORIZATION);
+    let token = header
+        .and_then(|value| value.to_str().ok())
+        .and_then(Token::from_authorization)
+        .or_else(|| {
+            auth.ok()
+                .as_ref()
+                .and_then(|auth| auth.get("token"))
+                .and_then(Value::as_str)
+                .and_then(Token::from_authorization)
+        });
     let Some(token) = token else {
         return Err(Refused::Unauthorized);
     };
@@ -52,30 +57,5 @@ pub async fn authenticate<A: Adapter>(
             tracing::warn!(cause = %error, "session store unavailable at handshake");
             Err(Refused::Unavailable)
         }
-    }
-}
-
-/// A token from the auth payload, which may carry the `Bearer ` scheme too.
-fn token_from_text(raw: &str) -> Option<Token> {
-    let raw = raw.trim();
-    let token = match raw.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
-        Some(_) => return None,
-        None => raw,
-    };
-    Token::from_client(token)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_auth_payload_token_may_be_bare_or_bearer() {
-        let token = Token::generate();
-        assert_eq!(token_from_text(token.expose()), Some(token.clone()));
-        let bearer = format!("Bearer {}", token.expose());
-        assert_eq!(token_from_text(&bearer), Some(token));
-        assert_eq!(token_from_text("Basic abc"), None);
     }
 }

@@ -4,7 +4,7 @@
 //! # Why there is no race
 //!
 //! Every `reply` a socket gets live passes through this instance's
-//! [`LocalDelivery`](super::fanout::LocalDelivery), which holds the read
+//! [`LocalDelivery`](super::local_delivery::LocalDelivery), which holds the read
 //! side of [`CatchUps`] while it records and emits a message. A catch-up:
 //!
 //! 1. takes the socket out of the room and registers it (write side): from
@@ -47,7 +47,8 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 
 use crate::{
     domain::{MessageId, RoomId},
-    pipeline::fanout::Delivery,
+    fanout::Delivery,
+    locks::LockExt,
 };
 
 /// Most messages one catch-up replays; `complete: false` says there are more.
@@ -126,14 +127,10 @@ impl Delivering<'_> {
             if delivery.origin_socket.as_deref() == Some(socket.socket.as_str()) {
                 continue;
             }
-            socket
-                .recorded
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .push(Recorded {
-                    id: delivery.message_id,
-                    reply: delivery.reply.clone(),
-                });
+            socket.recorded.lock_or_recover().push(Recorded {
+                id: delivery.message_id,
+                reply: delivery.reply.clone(),
+            });
         }
     }
 }
@@ -208,12 +205,7 @@ impl CatchUps {
                 });
             }
         }
-        let recorded = std::mem::take(
-            &mut *pending
-                .recorded
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner()),
-        );
+        let recorded = std::mem::take(&mut *pending.recorded.lock_or_recover());
         finish(recorded, pending.cancelled.load(Ordering::SeqCst));
     }
 

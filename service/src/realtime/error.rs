@@ -108,6 +108,14 @@ impl Failure {
             room,
         }
     }
+
+    /// A payload that is not a JSON object the server could read.
+    pub fn bad_shape() -> Self {
+        Self::new(
+            SocketError::BadRequest("payload must be a JSON object".to_owned()),
+            None,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -16,16 +16,14 @@ use tracing::{field, Instrument, Span};
 
 use super::{
     error::{Failure, SocketError},
-    payload::{parse_message, parse_read, parse_room, room_hint},
+    payload::{parse_message, parse_read, room_hint, room_of},
     respond::Responder,
     RealtimeState,
 };
 use crate::{
-    domain::{RoomId, UserId},
-    pipeline::{
-        accept::{Accepted, Submission},
-        fanout::{room_channel, socket_channel, user_channel},
-    },
+    domain::UserId,
+    fanout::{room_channel, socket_channel, user_channel},
+    pipeline::accept::{Accepted, Submission},
 };
 
 /// Sets up a newly authenticated socket: joins its user's and its own
@@ -145,7 +143,7 @@ async fn on_read<A: Adapter>(
 ) {
     let span = tracing::info_span!("socket.read", user_id = %user, room_id = field::Empty);
     let marked = async {
-        let value = payload.map_err(|_| bad_shape())?;
+        let value = payload.map_err(|_| Failure::bad_shape())?;
         let (room, message) =
             parse_read(&value).map_err(|error| Failure::new(error, room_hint(&value)))?;
         Span::current().record("room_id", field::display(room));
@@ -209,7 +207,7 @@ async fn send(
     origin_socket: String,
     payload: Result<Value, ParserError>,
 ) -> Result<Accepted, Failure> {
-    let value = payload.map_err(|_| bad_shape())?;
+    let value = payload.map_err(|_| Failure::bad_shape())?;
     let room = room_hint(&value);
     let request = parse_message(&value).map_err(|error| Failure::new(error, room))?;
     let room = request.room;
@@ -246,16 +244,4 @@ async fn send(
     Span::current().record("message_id", field::display(accepted.id));
     tracing::debug!(resend = accepted.resend, "message accepted");
     Ok(accepted)
-}
-
-pub(super) fn room_of(payload: Result<Value, ParserError>) -> Result<RoomId, Failure> {
-    let value = payload.map_err(|_| bad_shape())?;
-    parse_room(&value).map_err(|error| Failure::new(error, None))
-}
-
-pub(super) fn bad_shape() -> Failure {
-    Failure::new(
-        SocketError::BadRequest("payload must be a JSON object".to_owned()),
-        None,
-    )
 }

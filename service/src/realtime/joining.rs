@@ -15,14 +15,13 @@ use tracing::{field, Instrument, Span};
 use super::{
     catch_up::MAX_REPLAY,
     error::{Failure, SocketError},
-    handlers::bad_shape,
     payload::{parse_join, room_hint},
     respond::Responder,
     RealtimeState,
 };
 use crate::{
     domain::{HistoryPage, MessageId, RoomId, UserId},
-    pipeline::fanout::room_channel,
+    fanout::room_channel,
 };
 
 /// `join {roomId, since?}`.
@@ -35,7 +34,7 @@ pub async fn on_join<A: Adapter>(
 ) {
     let span = tracing::info_span!("socket.join", user_id = %user, room_id = field::Empty);
     let joined = async {
-        let value = payload.map_err(|_| bad_shape())?;
+        let value = payload.map_err(|_| Failure::bad_shape())?;
         let (room, since) =
             parse_join(&value).map_err(|error| Failure::new(error, room_hint(&value)))?;
         Span::current().record("room_id", field::display(room));

@@ -3,7 +3,9 @@
 //! `Data<T>` would drop it without an answer).
 
 use serde_json::{Map, Value};
+use socketioxide::ParserError;
 
+use super::error::Failure;
 use crate::domain::{MessageId, MessageText, ParseError, RoomId, RoomKind};
 
 /// Longest accepted `clientMessageId`, in characters.
@@ -40,6 +42,12 @@ fn string<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a str, Par
 pub fn parse_room(value: &Value) -> Result<RoomId, ParseError> {
     let fields = object(value, "payload")?;
     RoomId::parse(string(fields, "roomId")?)
+}
+
+/// The room of a `leave` or `typing` event's payload, as the socket read it.
+pub fn room_of(payload: Result<Value, ParserError>) -> Result<RoomId, Failure> {
+    let value = payload.map_err(|_| Failure::bad_shape())?;
+    parse_room(&value).map_err(|error| Failure::new(error, None))
 }
 
 /// A `join` payload `{"roomId", "since"?}`.

@@ -30,6 +30,8 @@ use redis::{
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::{sync::mpsc, time::Instant};
 
+use crate::locks::{LockExt, RwLockExt};
+
 /// How often the adapter's connection is pinged.
 const PING_EVERY: Duration = Duration::from_millis(500);
 /// How long a ping may take before the connection counts as down.
@@ -115,7 +117,7 @@ fn route(push: PushInfo, handlers: &Handlers) {
         tracing::warn!("unreadable message on the adapter's connection");
         return;
     };
-    let handlers = handlers.read().unwrap_or_else(|poison| poison.into_inner());
+    let handlers = handlers.read_or_recover();
     if let Some(sender) = handlers.get(&channel) {
         if let Err(error) = sender.try_send((channel, payload)) {
             metrics::counter!("adapter_messages_dropped_total").increment(1);
@@ -142,18 +144,14 @@ impl Driver for HealingDriver {
     ) -> Result<MessageStream<ChanItem>, Self::Error> {
         let (sender, receiver) = mpsc::channel(size);
         self.handlers
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .write_or_recover()
             .insert(channel.clone(), sender);
         self.connection.clone().subscribe(channel).await?;
         Ok(MessageStream::new(receiver))
     }
 
     async fn unsubscribe(&self, channel: String) -> Result<(), Self::Error> {
-        self.handlers
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .remove(&channel);
+        self.handlers.write_or_recover().remove(&channel);
         self.connection.clone().unsubscribe(channel).await?;
         Ok(())
     }
@@ -218,7 +216,7 @@ impl AdapterHealth {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.0.lock_or_recover()
     }
 }
 

@@ -26,8 +26,8 @@ use socketioxide::adapter::Adapter;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{fanout::LocalDelivery, redis_driver::HealingDriver};
-use crate::pipeline::fanout::{Delivery, FanoutError};
+use super::{local_delivery::LocalDelivery, redis_driver::HealingDriver};
+use crate::fanout::{Delivery, FanoutError};
 
 /// Deliveries one publish carries at most.
 const BATCH: usize = 256;

@@ -26,6 +26,7 @@ use std::{
 
 use crate::{
     domain::{MessageId, RoomId},
+    locks::LockExt,
     read_state::RecentMessages,
 };
 
@@ -85,9 +86,7 @@ impl Seen {
     }
 
     fn generations(&self) -> std::sync::MutexGuard<'_, Generations> {
-        self.generations
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.generations.lock_or_recover()
     }
 }
 

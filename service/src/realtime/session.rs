@@ -1,47 +1,19 @@
 //! A socket lives no longer than the session it was opened with.
 //!
-//! Every socket joins the Socket.IO room of its session. When the session
-//! ends by logout, by "log out everywhere" or by expiry, its sockets hear
-//! `error {"name": "session_ended", "message": <why>}` and are
-//! disconnected, on every instance (the emit and the disconnect travel
-//! through the adapter like any other). Expiry is watched by a timer per
-//! socket on the socket's own instance, so no instance needs to poll.
+//! Every socket joins the Socket.IO room of its session, through which
+//! [`crate::sessions::ending`] reaches it on logout. Expiry is watched by
+//! a timer per socket on the socket's own instance, so no instance needs
+//! to poll.
 
 use std::time::SystemTime;
 
-use serde_json::json;
 use socketioxide::{adapter::Adapter, extract::SocketRef};
 use tokio::task::AbortHandle;
 
 use crate::{
-    pipeline::fanout::{session_channel, Fanout, FanoutError},
-    sessions::Session,
+    fanout::session_channel,
+    sessions::{ending::Ended, Session},
 };
-
-/// Why a session ended, as its sockets are told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// `POST /api/v1/accounts/logout` with this session's token.
-    Logout,
-    /// `POST /api/v1/accounts/logout-all` by any session of the user.
-    LogoutEverywhere,
-    /// The token's lifetime ran out.
-    Expired,
-}
-
-impl Ended {
-    fn message(self) -> &'static str {
-        match self {
-            Self::Logout => "the session was logged out",
-            Self::LogoutEverywhere => "every session of this account was logged out",
-            Self::Expired => "the session expired",
-        }
-    }
-
-    fn notice(self) -> serde_json::Value {
-        json!({ "name": "session_ended", "message": self.message() })
-    }
-}
 
 /// The expiry timer of a socket, stopped when the socket goes.
 #[derive(Clone)]
@@ -70,17 +42,4 @@ pub fn unbind<A: Adapter>(socket: &SocketRef<A>) {
     if let Some(ExpiryTimer(timer)) = socket.extensions.get::<ExpiryTimer>() {
         timer.abort();
     }
-}
-
-/// Tells the sockets of the sessions `ids`, on every instance, why their
-/// session ended, and disconnects them.
-pub async fn end(fanout: &dyn Fanout, ids: &[String], why: Ended) -> Result<(), FanoutError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let rooms: Vec<String> = ids.iter().map(|id| session_channel(id)).collect();
-    fanout
-        .emit(rooms.clone(), Vec::new(), "error", &why.notice())
-        .await?;
-    fanout.disconnect(rooms).await
 }

@@ -8,8 +8,13 @@ use socketioxide::{
     extract::{Extension, SocketRef, State, TryData},
 };
 
-use super::{handlers::room_of, RealtimeState};
-use crate::{domain::UserId, pipeline::fanout::room_channel};
+use super::{
+    error::{Failure, SocketError},
+    payload::room_of,
+    respond::Responder,
+    RealtimeState,
+};
+use crate::{domain::UserId, fanout::room_channel};
 
 /// `typing {roomId}`; an ack, when asked for, is `{"status": "ok"}` or the
 /// error, whether or not this one was relayed.
@@ -18,7 +23,7 @@ pub async fn on_typing<A: Adapter>(
     Extension(user): Extension<UserId>,
     State(state): State<RealtimeState>,
     TryData(payload): TryData<Value>,
-    respond: super::respond::Responder<A>,
+    respond: Responder<A>,
 ) {
     let room = match room_of(payload) {
         Ok(room) => room,
@@ -27,12 +32,9 @@ pub async fn on_typing<A: Adapter>(
     match state.membership.audience_of(room, user).await {
         Ok(Some(_)) => {}
         Ok(None) => {
-            return respond.fail(&super::error::Failure::new(
-                super::error::SocketError::RoomNotFound,
-                Some(room),
-            ))
+            return respond.fail(&Failure::new(SocketError::RoomNotFound, Some(room)));
         }
-        Err(error) => return respond.fail(&super::error::Failure::new(error, Some(room))),
+        Err(error) => return respond.fail(&Failure::new(error, Some(room))),
     }
     if state.limits.allow_typing(user, room).await {
         let typing = json!({ "roomId": room, "userId": user });

@@ -9,6 +9,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::{Session, Sessions, Token};
+use crate::locks::LockExt;
 use crate::{domain::UserId, store::StoreError};
 
 /// Digest to user and expiry. Expired entries are dropped when read and
@@ -26,9 +27,7 @@ struct SessionMap {
 
 impl MemorySessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionMap> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.sessions.lock_or_recover()
     }
 }
 

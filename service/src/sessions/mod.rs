@@ -2,6 +2,7 @@
 //! revocable. Only a SHA-256 digest of each token is kept, so a dump of the
 //! session store hands out no working token.
 
+pub mod ending;
 pub mod memory;
 pub mod redis;
 
@@ -38,6 +39,18 @@ impl Token {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
         plausible.then(|| Self(raw.to_owned()))
+    }
+
+    /// Takes a token from an `Authorization` value or an auth payload:
+    /// bare, or after the `Bearer` scheme. Other schemes are no token.
+    pub fn from_authorization(value: &str) -> Option<Self> {
+        let value = value.trim();
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
+            Some(_) => return None,
+            None => value,
+        };
+        Self::from_client(token)
     }
 
     /// The token text, to hand to the client once.
@@ -103,6 +116,22 @@ mod tests {
         for bad in ["", "short", "has spaces in it....", "a:b:c:d:e:f:g:h:i:j"] {
             assert!(Token::from_client(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_authorization_value_is_read_bare_or_after_bearer() {
+        let token = Token::generate();
+        assert_eq!(
+            Token::from_authorization(token.expose()),
+            Some(token.clone())
+        );
+        let bearer = format!("Bearer {}", token.expose());
+        assert_eq!(Token::from_authorization(&bearer), Some(token));
+        assert_eq!(
+            Token::from_authorization("Basic dXNlcjpwYXNzd29yZA=="),
+            None
+        );
+        assert_eq!(Token::from_authorization(""), None);
     }
 
     #[test]

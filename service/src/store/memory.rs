@@ -9,10 +9,14 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Account, Accounts, Added, Messages, Probe, ReadState, RoomEntry, Rooms, StoreError};
+use super::{
+    Account, Accounts, Added, Messages, Probe, ReadState, RoomEntry, Rooms, Storage, StoreError,
+};
 use crate::domain::{
     HistoryPage, Message, MessageId, Room, RoomId, RoomKind, RoomName, User, UserId, Username,
 };
+
+use crate::locks::RwLockExt;
 
 /// All state in maps behind locks; no lock is held across an await.
 #[derive(Default)]
@@ -62,18 +66,17 @@ struct Group {
     members: BTreeSet<UserId>,
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poison| poison.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poison| poison.into_inner())
+impl Storage {
+    /// Everything in this process's memory.
+    pub fn in_memory() -> Self {
+        Self::on(MemoryStore::default())
+    }
 }
 
 #[async_trait]
 impl Accounts for MemoryStore {
     async fn create(&self, username: &Username, account: &Account) -> Result<(), StoreError> {
-        let mut maps = write(&self.accounts);
+        let mut maps = self.accounts.write_or_recover();
         let key = username.canonical();
         if maps.by_username.contains_key(&key) {
             return Err(StoreError::Conflict);
@@ -84,19 +87,21 @@ impl Accounts for MemoryStore {
     }
 
     async fn by_username(&self, username: &Username) -> Result<Option<Account>, StoreError> {
-        Ok(read(&self.accounts)
+        Ok(self
+            .accounts
+            .read_or_recover()
             .by_username
             .get(&username.canonical())
             .cloned())
     }
 
     async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        Ok(read(&self.accounts).by_id.get(&id).cloned())
+        Ok(self.accounts.read_or_recover().by_id.get(&id).cloned())
     }
 
     async fn list(&self, after: Option<&Username>, limit: usize) -> Result<Vec<User>, StoreError> {
         use std::ops::Bound::{Excluded, Unbounded};
-        let maps = read(&self.accounts);
+        let maps = self.accounts.read_or_recover();
         let start = after.map_or(Unbounded, |after| Excluded(after.canonical()));
         Ok(maps
             .by_username
@@ -111,7 +116,7 @@ impl Accounts for MemoryStore {
 impl Rooms for MemoryStore {
     async fn private_room(&self, a: UserId, b: UserId) -> Result<RoomId, StoreError> {
         let pair = if a <= b { (a, b) } else { (b, a) };
-        let mut maps = write(&self.rooms);
+        let mut maps = self.rooms.write_or_recover();
         if let Some(room) = maps.by_pair.get(&pair) {
             return Ok(*room);
         }
@@ -125,11 +130,16 @@ impl Rooms for MemoryStore {
     }
 
     async fn participants(&self, room: RoomId) -> Result<Option<[UserId; 2]>, StoreError> {
-        Ok(read(&self.rooms).by_id.get(&room).map(|(pair, _)| *pair))
+        Ok(self
+            .rooms
+            .read_or_recover()
+            .by_id
+            .get(&room)
+            .map(|(pair, _)| *pair))
     }
 
     async fn room(&self, room: RoomId) -> Result<Option<Room>, StoreError> {
-        let maps = read(&self.rooms);
+        let maps = self.rooms.read_or_recover();
         if let Some((pair, created_at)) = maps.by_id.get(&room) {
             return Ok(Some(Room {
                 room_id: room,
@@ -149,7 +159,7 @@ impl Rooms for MemoryStore {
     }
 
     async fn create_group(&self, room: &Room) -> Result<(), StoreError> {
-        let mut maps = write(&self.rooms);
+        let mut maps = self.rooms.write_or_recover();
         for user in &room.participant_ids {
             maps.record(*user, room.room_id, RoomKind::Group, room.created_at);
         }
@@ -165,14 +175,18 @@ impl Rooms for MemoryStore {
     }
 
     async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
-        Ok(read(&self.rooms)
+        Ok(self
+            .rooms
+            .read_or_recover()
             .groups
             .get(&room)
             .is_some_and(|group| group.members.contains(&user)))
     }
 
     async fn members(&self, room: RoomId) -> Result<Vec<UserId>, StoreError> {
-        Ok(read(&self.rooms)
+        Ok(self
+            .rooms
+            .read_or_recover()
             .groups
             .get(&room)
             .map(|group| group.members.iter().copied().collect())
@@ -185,7 +199,7 @@ impl Rooms for MemoryStore {
         users: &[UserId],
         max: usize,
     ) -> Result<Added, StoreError> {
-        let mut maps = write(&self.rooms);
+        let mut maps = self.rooms.write_or_recover();
         let Some(group) = maps.groups.get_mut(&room) else {
             return Ok(Added::NoGroup);
         };
@@ -206,7 +220,7 @@ impl Rooms for MemoryStore {
     }
 
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
-        let mut maps = write(&self.rooms);
+        let mut maps = self.rooms.write_or_recover();
         let removed = maps
             .groups
             .get_mut(&room)
@@ -218,7 +232,9 @@ impl Rooms for MemoryStore {
     }
 
     async fn rooms_of(&self, user: UserId) -> Result<Vec<RoomEntry>, StoreError> {
-        Ok(read(&self.rooms)
+        Ok(self
+            .rooms
+            .read_or_recover()
             .by_user
             .get(&user)
             .map(|rooms| rooms.values().copied().collect())
@@ -229,7 +245,8 @@ impl Rooms for MemoryStore {
 #[async_trait]
 impl Messages for MemoryStore {
     async fn save(&self, message: &Message) -> Result<(), StoreError> {
-        write(&self.messages)
+        self.messages
+            .write_or_recover()
             .entry(message.room_id)
             .or_default()
             .entry(message.id)
@@ -239,7 +256,7 @@ impl Messages for MemoryStore {
 
     async fn history(&self, room: RoomId, page: HistoryPage) -> Result<Vec<Message>, StoreError> {
         use std::ops::Bound::{Excluded, Unbounded};
-        let rooms = read(&self.messages);
+        let rooms = self.messages.read_or_recover();
         let Some(messages) = rooms.get(&room) else {
             return Ok(Vec::new());
         };
@@ -265,7 +282,9 @@ impl Messages for MemoryStore {
     }
 
     async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError> {
-        Ok(read(&self.messages)
+        Ok(self
+            .messages
+            .read_or_recover()
             .get(&room)
             .is_some_and(|messages| messages.contains_key(&id)))
     }
@@ -274,7 +293,7 @@ impl Messages for MemoryStore {
 #[async_trait]
 impl ReadState for MemoryStore {
     async fn mark_read(&self, room: RoomId, user: UserId, id: MessageId) -> Result<(), StoreError> {
-        let mut maps = write(&self.read);
+        let mut maps = self.read.write_or_recover();
         let marker = maps
             .markers
             .entry(room)
@@ -286,14 +305,18 @@ impl ReadState for MemoryStore {
     }
 
     async fn marker(&self, room: RoomId, user: UserId) -> Result<Option<MessageId>, StoreError> {
-        Ok(read(&self.read)
+        Ok(self
+            .read
+            .read_or_recover()
             .markers
             .get(&room)
             .and_then(|markers| markers.get(&user).copied()))
     }
 
     async fn markers(&self, room: RoomId) -> Result<Vec<(UserId, MessageId)>, StoreError> {
-        Ok(read(&self.read)
+        Ok(self
+            .read
+            .read_or_recover()
             .markers
             .get(&room)
             .map(|markers| markers.iter().map(|(user, id)| (*user, *id)).collect())

@@ -170,20 +170,12 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Everything in this process's memory.
-    pub fn in_memory() -> Self {
-        let store = Arc::new(memory::MemoryStore::default());
-        Self {
-            accounts: store.clone(),
-            rooms: store.clone(),
-            messages: store.clone(),
-            read_state: store.clone(),
-            probe: store,
-        }
-    }
-
-    /// Everything in Cassandra.
-    pub fn cassandra(store: cassandra::CassandraStore) -> Self {
+    /// Every concern served by one backend (see [`Storage::in_memory`] and
+    /// [`Storage::cassandra`]).
+    fn on<S>(store: S) -> Self
+    where
+        S: Accounts + Rooms + Messages + ReadState + Probe + 'static,
+    {
         let store = Arc::new(store);
         Self {
             accounts: store.clone(),

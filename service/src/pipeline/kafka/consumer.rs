@@ -35,7 +35,8 @@ use crate::{
     pipeline::{
         now_ms,
         process::{ProcessError, Processor},
-        BusError, MessageCreated, MAX_STORE_ATTEMPTS,
+        retry::{after_failure, AfterFailure},
+        BusError, MessageCreated,
     },
 };
 
@@ -250,30 +251,27 @@ impl Worker {
         };
         let reason = error.to_string();
         let topics = self.bus.topics();
-        if event.attempt >= MAX_STORE_ATTEMPTS {
-            self.bus
-                .send(&topics.dlq, &event, Some(&reason))
-                .await
-                .map_err(Pause::Bus)?;
-            return self
-                .processor
-                .give_up(&event, &self.stop)
-                .await
-                .map_err(|_| Pause::Stopping);
+        match after_failure(&event, self.backoff) {
+            AfterFailure::Retry { next, .. } => {
+                tracing::info!(
+                    attempt = next.attempt,
+                    "message queued for another store attempt"
+                );
+                self.bus
+                    .send(&topics.retry, &next, Some(&reason))
+                    .await
+                    .map_err(Pause::Bus)
+            }
+            AfterFailure::GiveUp => {
+                self.bus
+                    .send(&topics.dlq, &event, Some(&reason))
+                    .await
+                    .map_err(Pause::Bus)?;
+                self.processor
+                    .give_up(&event, &self.stop)
+                    .await
+                    .map_err(|_| Pause::Stopping)
+            }
         }
-        let delay = self.backoff * 2u32.pow(event.attempt - 1);
-        let next = MessageCreated {
-            attempt: event.attempt + 1,
-            not_before_ms: now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
-            ..event
-        };
-        tracing::info!(
-            attempt = next.attempt,
-            "message queued for another store attempt"
-        );
-        self.bus
-            .send(&topics.retry, &next, Some(&reason))
-            .await
-            .map_err(Pause::Bus)
     }
 }

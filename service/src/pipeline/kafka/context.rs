@@ -14,6 +14,8 @@ use rdkafka::{
     Statistics,
 };
 
+use crate::locks::LockExt;
+
 /// How long repeated errors stay at debug level after a warning.
 const QUIET_FOR: Duration = Duration::from_secs(30);
 
@@ -26,10 +28,7 @@ pub struct QuietContext {
 impl QuietContext {
     /// True when no warning went out in the last [`QUIET_FOR`].
     fn may_warn(&self) -> bool {
-        let mut last = self
-            .last_warning
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut last = self.last_warning.lock_or_recover();
         let now = Instant::now();
         if last.is_some_and(|at| now.duration_since(at) < QUIET_FOR) {
             return false;

@@ -10,6 +10,8 @@ use std::{
     sync::Mutex,
 };
 
+use crate::locks::LockExt;
+
 /// Offsets handed to workers and not yet finished.
 #[derive(Default)]
 pub struct InFlight {
@@ -46,9 +48,7 @@ impl InFlight {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Partition>> {
-        self.partitions
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.partitions.lock_or_recover()
     }
 }
 

@@ -5,6 +5,7 @@ use uuid::Uuid;
 use super::{unavailable, CassandraStore};
 use crate::{
     domain::{HistoryPage, Message, MessageContent, MessageId, RoomId, UserId},
+    locks::LockExt,
     store::{Messages, StoreError},
 };
 
@@ -124,8 +125,7 @@ impl Messages for CassandraStore {
         let bucket = self.bucket_of(message.id);
         let known = self
             .known_buckets
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .lock_or_recover()
             .contains(&(room, bucket));
         // The bucket row goes first: a crash between the writes leaves an
         // empty bucket (harmless), never a message that history cannot reach.
@@ -134,10 +134,7 @@ impl Messages for CassandraStore {
                 .execute_unpaged(&self.statements.insert_bucket, (room, bucket))
                 .await
                 .map_err(unavailable)?;
-            let mut known = self
-                .known_buckets
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let mut known = self.known_buckets.lock_or_recover();
             if known.len() >= KNOWN_BUCKETS_CAP {
                 known.clear();
             }

@@ -23,7 +23,7 @@ use scylla::{
     statement::prepared::PreparedStatement,
 };
 
-use super::{Probe, StoreError};
+use super::{Probe, Storage, StoreError};
 use crate::config::CassandraSettings;
 
 const BACKEND: &str = "cassandra";
@@ -106,6 +106,13 @@ struct Statements {
     messages_after: PreparedStatement,
     groups: groups::Statements,
     read: read_state::Statements,
+}
+
+impl Storage {
+    /// Everything in Cassandra.
+    pub fn cassandra(store: CassandraStore) -> Self {
+        Self::on(store)
+    }
 }
 
 impl CassandraStore {

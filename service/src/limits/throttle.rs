@@ -10,6 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::locks::LockExt;
+
 /// Usernames tracked before old windows are swept.
 const SWEEP_AT: usize = 10_000;
 
@@ -55,9 +57,7 @@ impl LoginThrottle {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.failures.lock_or_recover()
     }
 }
 

@@ -1,7 +1,8 @@
-//! The emitting side of Socket.IO as the pipeline sees it, and the names of
-//! the Socket.IO rooms it emits to. The gateway (`realtime`) implements
-//! [`Fanout`] on its `SocketIo`, local or Redis-backed, so the pipeline
-//! does not care how many instances there are.
+//! The emitting side of Socket.IO as the layers below the gateway see it,
+//! and the names of the Socket.IO rooms they emit to. The pipeline, groups,
+//! presence, read state and session endings emit through [`Fanout`]; the
+//! gateway (`realtime`) implements it on its `SocketIo`, local or
+//! Redis-backed, so none of them cares how many instances there are.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

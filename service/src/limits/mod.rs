@@ -13,6 +13,12 @@
 //! closed (an outage of the limit store would stop every chat and login):
 //! for the length of the outage a deployment of `n` instances allows at
 //! most `n` times the limit, as it did before the limits were shared.
+//!
+//! - [`rate_limit`]: the in-process token bucket for `message`.
+//! - [`throttle`]: the in-process count of failed logins.
+
+pub mod rate_limit;
+pub mod throttle;
 
 use std::{
     collections::HashMap,
@@ -22,11 +28,10 @@ use std::{
 
 use redis::aio::ConnectionManager;
 
-use crate::{
-    domain::{RoomId, UserId},
-    http::throttle::LoginThrottle,
-    pipeline::rate_limit::RateLimiter,
-};
+use self::{rate_limit::RateLimiter, throttle::LoginThrottle};
+use crate::domain::{RoomId, UserId};
+
+use crate::locks::LockExt;
 
 /// How long a limit check may wait for Redis before falling back.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
@@ -59,10 +64,7 @@ struct Shared {
 
 impl Shared {
     fn warn_fallback(&self, what: &str, error: &dyn std::fmt::Display) {
-        let mut warned = self
-            .warned_at
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut warned = self.warned_at.lock_or_recover();
         if warned.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
             tracing::warn!(cause = %error, "{what}: Redis does not answer; counting per instance");
             *warned = Some(Instant::now());
@@ -105,10 +107,7 @@ struct TypingThrottle {
 
 impl TypingThrottle {
     fn check(&self, user: UserId, room: RoomId) -> bool {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut last = self.last.lock_or_recover();
         let now = Instant::now();
         if last.len() >= TYPING_ENTRIES {
             last.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);

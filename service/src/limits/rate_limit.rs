@@ -9,6 +9,7 @@ use std::{
 };
 
 use crate::domain::UserId;
+use crate::locks::LockExt;
 
 /// How many users to track before forgetting those whose bucket is full.
 const TRACKED_USERS: usize = 50_000;
@@ -43,10 +44,7 @@ impl RateLimiter {
 
     /// [`Self::check`] at an explicit time, so tests need no clock.
     pub fn check_at(&self, user: UserId, now: Instant) -> bool {
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut buckets = self.buckets.lock_or_recover();
         if buckets.len() >= TRACKED_USERS && !buckets.contains_key(&user) {
             // A bucket refilled to the brim says nothing a fresh one would not.
             let full_after = Duration::from_secs_f64(self.burst / self.rate);

@@ -3,13 +3,14 @@
 //! already parse. Detail of a 5xx goes to the log, never to the client.
 
 use axum::{
+    extract::Request,
     http::StatusCode,
     response::{IntoResponse, Response},
     Json,
 };
 use serde_json::json;
 
-use crate::{domain::ParseError, read_state::ReadError, store::StoreError};
+use crate::{domain::ParseError, store::StoreError};
 
 /// Result of an HTTP handler.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -68,6 +69,12 @@ pub fn error_body(status: StatusCode, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// The JSON 404 of a path nothing answers, as NestJS words it.
+pub async fn not_found(request: Request) -> Response {
+    let message = format!("Cannot {} {}", request.method(), request.uri().path());
+    error_body(StatusCode::NOT_FOUND, &message)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
@@ -93,17 +100,6 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(backend, cause = %source, "storage call failed");
                 Self::Unavailable(backend)
             }
-        }
-    }
-}
-
-impl From<ReadError> for ApiError {
-    fn from(error: ReadError) -> Self {
-        match error {
-            ReadError::RoomNotFound | ReadError::MessageNotFound => {
-                Self::NotFound(error.to_string())
-            }
-            ReadError::Store(error) => error.into(),
         }
     }
 }
