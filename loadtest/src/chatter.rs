@@ -29,13 +29,12 @@ mod room;
 use replace::replace_socket;
 
 use crate::{
-    chaos::Identity,
     conversation::{Conversation, RoomMate, Timing},
     coord::SlotState,
     http,
     latency::lock,
     socket::{ChatSocket, Client, Received},
-    state::{self, Counters, RunState, SetupStage},
+    state::{self, Counters, Identity, RunState, SetupStage},
 };
 
 /// How often a chatter that is only listening checks whether it is done.

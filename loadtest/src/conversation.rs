@@ -10,7 +10,7 @@
 //!
 //! In chaos mode it is also the recording client: every send and how it
 //! ended, and every arrival of the partner's messages, go into the
-//! [`crate::chaos::history`]; a lost socket ends the ack in flight as
+//! [`crate::history`]; a lost socket ends the ack in flight as
 //! unknown and waits for the chatter to reconnect, and messages read
 //! through history after a reconnect count as delivered that way.
 //!
@@ -40,14 +40,10 @@ use self::{
     in_flight::{AckWindow, InFlight},
     reading::Reading,
 };
-pub use self::{
-    reading::{ReadCounters, ReadCounts},
-    rejoining::{RejoinCounters, RejoinCounts},
-};
 use crate::{
     capacity::CapacityRun,
-    chaos::history::UnknownCause,
     clock,
+    history::UnknownCause,
     latency::{lock, Kind},
     payload,
     socket::{ChatSocket, Tag},

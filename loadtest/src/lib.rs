@@ -26,7 +26,8 @@
 //!   deltas; [`procstat`] and [`sampler`]: CPU and memory from `/proc`.
 //! - [`report`]: `summary.json`, `latency.svg` and the terminal table.
 //! - [`chaos`]: the chaos mode: a nemesis killing backends and instances,
-//!   the history of every send, and the per-fault checker.
+//!   and the per-fault checker; [`history`]: what the chaos mode records,
+//!   every send and how it ended, and each fault's window.
 //! - [`capacity`]: the capacity mode: the rate steps up until the service
 //!   stops keeping up; per-step accounting, the rules, the curve.
 
@@ -37,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod coord;
+pub mod history;
 pub mod http;
 pub mod latency;
 pub mod ledger;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use goose::GooseAttack;
 
 use crate::{
-    capacity::{self, controller::Outcome, report::CapacityReport},
+    capacity::{self, controller::Outcome, curve::CapacityReport},
     chaos::{self, nemesis},
     chatter, clock,
     config::{command_line, Settings},

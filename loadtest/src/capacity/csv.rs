@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{book::Edge, report::CapacityReport};
+use super::{book::Edge, curve::CapacityReport};
 
 /// The columns of fan-out to the first and to the last recipient, after
 /// the ones that came before them (so readers by position keep working).
@@ -87,8 +87,8 @@ mod tests {
     use super::*;
     use crate::capacity::{
         book::StepLatency,
+        curve::{Floors, Status, StepRow},
         judge::Stop,
-        report::{Floors, Status, StepRow},
     };
 
     fn report(latency: StepLatency) -> CapacityReport {

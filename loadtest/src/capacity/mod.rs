@@ -12,13 +12,15 @@
 //!   CPU at each boundary), judges each one shortly after it ends and ends
 //!   the sending at the first failure;
 //! - [`judge`] holds the rules: when a step fails and when the run stops;
-//! - [`report`] turns the steps into the curve: `capacity.csv` ([`csv`])
-//!   and the `capacity` section of `summary.json`; [`table`] prints it and
-//!   [`plot`] draws `capacity.svg`.
+//! - [`curve`] is the curve, one row per step; [`report`] builds it from
+//!   the steps and writes `capacity.csv` ([`csv`]) and `capacity.svg`
+//!   ([`plot`]); it is also the `capacity` section of `summary.json`, and
+//!   [`table`] prints it.
 
 pub mod book;
 pub mod controller;
 pub mod csv;
+pub mod curve;
 pub mod judge;
 pub mod plot;
 pub mod report;

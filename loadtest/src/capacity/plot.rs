@@ -8,7 +8,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::report::{CapacityReport, Status, StepRow};
+use super::curve::{CapacityReport, Status, StepRow};
 use crate::report::plot::{legend_at, to_anyhow};
 
 /// Lowest latency drawn on the log axis, ms.
@@ -244,8 +244,8 @@ mod tests {
     use super::*;
     use crate::capacity::{
         book::StepLatency,
+        curve::{Floors, StepProcess},
         judge::{Criterion, Stop},
-        report::{Floors, StepProcess},
     };
 
     fn row(step: usize, asked: f64, status: Status) -> StepRow {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::report::{CapacityReport, Status};
+use super::curve::{CapacityReport, Status};
 
 /// The curve as a table for the terminal.
 pub fn render(report: &CapacityReport) -> String {

@@ -6,90 +6,33 @@
 //!
 //! The three parts of a Jepsen-style test are kept apart:
 //!
-//! - [`nemesis`]: the fault schedule and each fault's window;
-//! - [`history`]: what the recording client saw, send by send (written by
-//!   [`crate::conversation`], with [`recovery`] for reconnects and catch-up);
+//! - [`nemesis`]: the fault schedule, each fault's window recorded as it
+//!   ends;
+//! - [`crate::history`]: what the recording client saw, send by send
+//!   (written by [`crate::conversation`], with [`recovery`] for reconnects
+//!   and catch-up), and the faults' windows; it lives in the run's state
+//!   ([`crate::state::ChaosRun`]);
 //! - [`checker`]: the verdict, from the history, the windows and the rooms'
 //!   histories read at the end; [`report`] prints and writes it.
 
 pub mod checker;
-pub mod history;
 pub mod nemesis;
 pub mod recovery;
 pub mod report;
 
-use std::{
-    collections::BTreeMap,
-    sync::{atomic::AtomicU64, Mutex, OnceLock},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use futures::StreamExt;
 use tokio::time::sleep;
 
-use crate::{clock, latency::lock, payload, state::RunState};
+use crate::{clock, history::StreamHistory, latency::lock, payload, state::RunState};
 
-use self::{
-    checker::{Observed, Verdict},
-    history::StreamHistory,
-    nemesis::FaultWindow,
-};
+use self::checker::{Observed, Stored, Verdict};
 
 /// Rooms read side by side at the end.
 const SWEEP_CONCURRENCY: usize = 8;
 /// Tries to read one room at the end.
 const SWEEP_TRIES: u32 = 8;
-
-/// Who a chatter is, for reading its room at the end.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// Its token.
-    pub token: String,
-    /// Its room with its partner.
-    pub room_id: String,
-}
-
-/// The chaos mode's shared state.
-pub struct ChaosRun {
-    /// One history per author, by chatter index.
-    pub history: Vec<Mutex<StreamHistory>>,
-    /// Each chatter's identity once it is set up.
-    pub identities: Vec<OnceLock<Identity>>,
-    /// The faults so far.
-    pub windows: Mutex<Vec<FaultWindow>>,
-    /// For catch-ups, `/ready` probes and the final read of the rooms.
-    pub http: reqwest::Client,
-    /// Sockets opened again after one was lost.
-    pub reconnects: AtomicU64,
-    /// Chatters that could not reconnect before the end.
-    pub reconnect_failures: AtomicU64,
-    /// Catch-ups started.
-    pub catch_ups: AtomicU64,
-    /// Catch-ups that gave up.
-    pub catch_up_failures: AtomicU64,
-}
-
-impl ChaosRun {
-    /// Empty state for `users` chatters.
-    pub fn new(users: usize) -> anyhow::Result<Self> {
-        Ok(Self {
-            history: (0..users).map(|_| Mutex::default()).collect(),
-            identities: (0..users).map(|_| OnceLock::new()).collect(),
-            windows: Mutex::default(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()?,
-            reconnects: AtomicU64::default(),
-            reconnect_failures: AtomicU64::default(),
-            catch_ups: AtomicU64::default(),
-            catch_up_failures: AtomicU64::default(),
-        })
-    }
-}
-
-/// What every room's history holds at the end, per author: sequence number
-/// → message ids. `None` for the authors of a room that could not be read.
-pub type Stored = Vec<Option<BTreeMap<u64, Vec<String>>>>;
 
 /// After the run: reads every room, checks, prints and writes `chaos.json`.
 pub async fn finish(run: &RunState) -> anyhow::Result<Verdict> {

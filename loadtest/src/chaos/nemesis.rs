@@ -17,41 +17,12 @@ use std::{
     time::Duration,
 };
 
-use serde::Serialize;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use crate::{clock, config::ChaosSettings, latency::lock, state::RunState};
+use crate::{clock, config::ChaosSettings, history::FaultWindow, latency::lock, state::RunState};
 
 /// How often `/ready` is asked while a fault settles.
 const READY_POLL: Duration = Duration::from_millis(500);
-
-/// One fault, on the process clock (µs, see [`crate::clock`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FaultWindow {
-    /// What was killed: `redis`, `cassandra`, `kafka`, `instance-2`, ...
-    pub target: String,
-    /// When the kill was issued: the window opens.
-    pub started_us: u64,
-    /// When the kill command returned (the process is gone).
-    pub killed_us: Option<u64>,
-    /// When the restart was issued.
-    pub restarting_us: Option<u64>,
-    /// When the restarted target answered.
-    pub up_us: Option<u64>,
-    /// When every instance answered `/ready` again, if within the settling time.
-    pub ready_us: Option<u64>,
-    /// When the window closes: up (or the failed start) plus the settling time.
-    pub ended_us: u64,
-    /// What went wrong with the fault itself (a command that failed).
-    pub failure: Option<String>,
-}
-
-impl FaultWindow {
-    /// Whether a message emitted at `at_us` belongs to this fault.
-    pub fn contains(&self, at_us: u64) -> bool {
-        (self.started_us..self.ended_us).contains(&at_us)
-    }
-}
 
 /// Runs the schedule once sending has started, recording each fault in
 /// `windows` as it ends, and ends the sending after the tail.
@@ -226,28 +197,5 @@ fn log_file(path: &Path) -> std::io::Result<File> {
 fn append(path: &Path, text: &str) {
     if let Ok(mut file) = log_file(path) {
         let _ = file.write_all(text.as_bytes());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_window_holds_what_was_sent_from_the_kill_to_the_end_of_settling() {
-        let window = FaultWindow {
-            target: "redis".to_owned(),
-            started_us: 100,
-            killed_us: Some(110),
-            restarting_us: Some(200),
-            up_us: Some(250),
-            ready_us: None,
-            ended_us: 300,
-            failure: None,
-        };
-        assert!(!window.contains(99));
-        assert!(window.contains(100));
-        assert!(window.contains(299));
-        assert!(!window.contains(300));
     }
 }

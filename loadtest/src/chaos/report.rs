@@ -5,12 +5,8 @@ use std::{collections::BTreeMap, fmt::Write, fs, path::Path, sync::atomic::Order
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{
-    checker::{Row, Verdict},
-    nemesis::FaultWindow,
-    Stored,
-};
-use crate::{clock, state::RunState};
+use super::checker::{Row, Stored, Verdict};
+use crate::{clock, history::FaultWindow, state::RunState};
 
 /// One fault's timeline, in seconds since sending started.
 #[derive(Debug, Clone, Serialize)]

@@ -17,10 +17,10 @@ use crate::{
     chaos::recovery,
     clock,
     config::Settings,
-    conversation::{Conversation, RejoinCounters, Timing},
+    conversation::{Conversation, Timing},
     latency::Kind,
     socket::{ChatSocket, Client, Inbound, Received, SocketError},
-    state::{Counters, RunState},
+    state::{Counters, RejoinCounters, RunState},
 };
 
 /// The shortest time between two drops of one chatter.

@@ -5,9 +5,8 @@
 //! (`ok`, anything else, none in time) and timed, and never hold up a
 //! `message`: reads have no place in the ack window.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -41,47 +40,6 @@ impl Reading {
             throttle: ReadThrottle::new(READ_INTERVAL, now),
             next: 0,
             in_flight: AckWindow::new(usize::MAX),
-        }
-    }
-}
-
-/// The run's reads, counted by every chatter.
-#[derive(Debug, Default)]
-pub struct ReadCounters {
-    sent: AtomicU64,
-    ok: AtomicU64,
-    failed: AtomicU64,
-    unanswered: AtomicU64,
-    late: AtomicU64,
-}
-
-/// [`ReadCounters`] as plain numbers. Every read sent ends as exactly one
-/// of `ok`, `failed` or `unanswered`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ReadCounts {
-    /// `read` events emitted.
-    pub sent: u64,
-    /// Answered `{"status": "ok"}`.
-    pub ok: u64,
-    /// Answered anything else (an error, by name in the run's errors as
-    /// `read:<name>`).
-    pub failed: u64,
-    /// No answer within `LOAD_ACK_TIMEOUT`, or none by the end.
-    pub unanswered: u64,
-    /// Answers that came after their read was given up as unanswered.
-    pub late: u64,
-}
-
-impl ReadCounters {
-    /// A copy for the report.
-    pub fn snapshot(&self) -> ReadCounts {
-        let get = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
-        ReadCounts {
-            sent: get(&self.sent),
-            ok: get(&self.ok),
-            failed: get(&self.failed),
-            unanswered: get(&self.unanswered),
-            late: get(&self.late),
         }
     }
 }

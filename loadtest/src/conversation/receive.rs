@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::{failure, message_id, Conversation, Timing};
 use crate::{
-    chaos::history::Path,
     clock,
+    history::Path,
     latency::{lock, Kind},
     ledger::Delivery,
     payload,

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{message_id, Conversation};
 use crate::{
-    chaos::history::{Path, StreamHistory, UnknownCause},
+    history::{Path, StreamHistory, UnknownCause},
     latency::lock,
     payload,
     state::Counters,

@@ -7,9 +7,6 @@
 //! (`crate::chatter`'s `rejoin`); the counts are the run's, in
 //! [`RejoinCounters`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::{Conversation, Timing};
@@ -17,72 +14,8 @@ use crate::{
     clock,
     latency::Kind,
     socket::{Inbound, Received},
-    state::Counters,
+    state::{Counters, RejoinCounters},
 };
-
-/// The run's reconnects, counted by every reconnecting chatter.
-#[derive(Debug, Default)]
-pub struct RejoinCounters {
-    /// Sockets dropped and replaced, the new one joined.
-    pub done: AtomicU64,
-    /// Chatters that could not get a joined socket back before the end.
-    pub failed: AtomicU64,
-    /// `reply` events replayed by `join {"since"}` (the acks' `replayed`).
-    pub replayed: AtomicU64,
-    /// Joins whose ack said `complete: false`.
-    pub incomplete: AtomicU64,
-    /// Messages read over HTTP after an incomplete replay.
-    pub paged: AtomicU64,
-    /// Live `reply` events already read over HTTP, left out.
-    pub paged_overlap: AtomicU64,
-    /// Events of a dropped socket that came after the drop, left out.
-    pub stale: AtomicU64,
-    /// Messages due while their chatter reconnected, sent on the new socket.
-    pub held: AtomicU64,
-}
-
-/// [`RejoinCounters`] as plain numbers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct RejoinCounts {
-    /// Sockets dropped and replaced, the new one joined.
-    pub done: u64,
-    /// Chatters left without a socket.
-    pub failed: u64,
-    /// Messages replayed by `join {"since"}`.
-    pub replayed: u64,
-    /// Replays that stopped at the service's limit (`complete: false`).
-    pub incomplete: u64,
-    /// Messages read over HTTP after an incomplete replay.
-    pub paged: u64,
-    /// Live replies already read over HTTP, left out.
-    pub paged_overlap: u64,
-    /// Events of a dropped socket after the drop, left out.
-    pub stale: u64,
-    /// Messages that waited for a new socket.
-    pub held: u64,
-}
-
-impl RejoinCounters {
-    /// A copy for the report.
-    pub fn snapshot(&self) -> RejoinCounts {
-        let get = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
-        RejoinCounts {
-            done: get(&self.done),
-            failed: get(&self.failed),
-            replayed: get(&self.replayed),
-            incomplete: get(&self.incomplete),
-            paged: get(&self.paged),
-            paged_overlap: get(&self.paged_overlap),
-            stale: get(&self.stale),
-            held: get(&self.held),
-        }
-    }
-
-    /// Adds `count` to `counter`.
-    pub fn add(counter: &AtomicU64, count: u64) {
-        counter.fetch_add(count, Ordering::Relaxed);
-    }
-}
 
 impl Conversation {
     /// The socket may be dropped now: it is open, nothing on it awaits an

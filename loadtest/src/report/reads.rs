@@ -4,10 +4,9 @@
 use serde::Serialize;
 
 use crate::{
-    conversation::ReadCounts,
     latency::{Kind, Percentiles},
     ledger::Tally,
-    state::RunState,
+    state::{ReadCounts, RunState},
 };
 
 /// The reads of `LOAD_MARK_READ`: each chatter marked its room read up to

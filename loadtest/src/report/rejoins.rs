@@ -5,9 +5,8 @@
 use serde::Serialize;
 
 use crate::{
-    conversation::RejoinCounts,
     latency::{Kind, Percentiles},
-    state::RunState,
+    state::{RejoinCounts, RunState},
 };
 
 /// The reconnects: a share of the chatters dropped its socket every few

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::{
-    capacity::report::CapacityReport,
+    capacity::curve::CapacityReport,
     config::Settings,
     latency::{Kind, Percentiles, SecondPoint},
     ledger::Tally,

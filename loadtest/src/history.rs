@@ -1,10 +1,13 @@
-//! The history: every message a chatter sent and how it ended, as the
-//! client saw it, and every time its partner received it.
+//! The chaos mode's history: every message a chatter sent and how it
+//! ended, as the client saw it, every time its partner received it, and
+//! each fault's window as the nemesis saw it.
 //!
 //! This is what the recording client writes (the chatters, through
-//! [`crate::conversation::Conversation`]) and what the checker reads. It
-//! holds facts only: no verdict is taken here. An ack that never came is
-//! [`Outcome::Unknown`], its own state, not a failure.
+//! [`crate::conversation::Conversation`]), what the nemesis
+//! ([`crate::chaos::nemesis`]) writes and what the checker
+//! ([`crate::chaos::checker`]) reads. It holds facts only: no verdict is
+//! taken here. An ack that never came is [`Outcome::Unknown`], its own
+//! state, not a failure.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -211,6 +214,34 @@ impl StreamHistory {
     }
 }
 
+/// One fault, on the process clock (µs, see [`crate::clock`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultWindow {
+    /// What was killed: `redis`, `cassandra`, `kafka`, `instance-2`, ...
+    pub target: String,
+    /// When the kill was issued: the window opens.
+    pub started_us: u64,
+    /// When the kill command returned (the process is gone).
+    pub killed_us: Option<u64>,
+    /// When the restart was issued.
+    pub restarting_us: Option<u64>,
+    /// When the restarted target answered.
+    pub up_us: Option<u64>,
+    /// When every instance answered `/ready` again, if within the settling time.
+    pub ready_us: Option<u64>,
+    /// When the window closes: up (or the failed start) plus the settling time.
+    pub ended_us: u64,
+    /// What went wrong with the fault itself (a command that failed).
+    pub failure: Option<String>,
+}
+
+impl FaultWindow {
+    /// Whether a message emitted at `at_us` belongs to this fault.
+    pub fn contains(&self, at_us: u64) -> bool {
+        (self.started_us..self.ended_us).contains(&at_us)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +295,23 @@ mod tests {
         assert_eq!(history.receptions(0).len(), 1);
         assert!(!history.received(0, "42", 40, Path::Live));
         assert_eq!(history.receptions(0).len(), 2);
+    }
+
+    #[test]
+    fn a_window_holds_what_was_sent_from_the_kill_to_the_end_of_settling() {
+        let window = FaultWindow {
+            target: "redis".to_owned(),
+            started_us: 100,
+            killed_us: Some(110),
+            restarting_us: Some(200),
+            up_us: Some(250),
+            ready_us: None,
+            ended_us: 300,
+            failure: None,
+        };
+        assert!(!window.contains(99));
+        assert!(window.contains(100));
+        assert!(window.contains(299));
+        assert!(!window.contains(300));
     }
 }
