@@ -33,6 +33,10 @@ pub struct Settings {
     pub kafka: Option<KafkaSettings>,
     /// Lifetime of a login token (`TOKEN_TTL_SECONDS`, default 7 days).
     pub token_ttl: Duration,
+    /// How long a stop may take, from SIGTERM to exit, whatever the
+    /// backends do (`STOP_TIMEOUT_SECONDS`, default 15). Past it the
+    /// process exits anyway: an orchestrator kills it soon after.
+    pub stop_timeout: Duration,
     /// Largest accepted HTTP body (`HTTP_BODY_LIMIT_BYTES`, default 64 KiB:
     /// a group of 1,000 members is a body of about 40 KB).
     pub body_limit: usize,
@@ -133,11 +137,18 @@ pub struct KafkaSettings {
     /// (docs/PERFORMANCE.md).
     pub consumer_workers: usize,
     /// How long a publish may wait for the brokers before the sender is told
-    /// the service is unavailable (`KAFKA_PUBLISH_TIMEOUT_MS`, default 5000).
+    /// the service is unavailable (`KAFKA_PUBLISH_TIMEOUT_MS`, default
+    /// 1000, within the 2 s in which a sender is answered).
     pub publish_timeout: Duration,
     /// Wait before the first retry of a message that could not be stored;
     /// doubled for the next (`KAFKA_RETRY_BACKOFF_MS`, default 5000: three attempts span 15 s of outage).
     pub retry_backoff: Duration,
+    /// How long the group waits for a member that stopped heartbeating
+    /// before its partitions go to the others (`KAFKA_SESSION_TIMEOUT_MS`,
+    /// default 2000; heartbeats go every quarter of it). A killed
+    /// instance's rooms wait this long; the brokers must allow it
+    /// (`group.min.session.timeout.ms`, 6000 unless set lower).
+    pub session_timeout: Duration,
 }
 
 /// A configuration value that must never reach a log.
@@ -267,9 +278,12 @@ impl Settings {
                     .unwrap_or(usize::MAX)
                     .clamp(1, 256),
                 publish_timeout: Duration::from_millis(
-                    parse("KAFKA_PUBLISH_TIMEOUT_MS", "5000")?.max(1),
+                    parse("KAFKA_PUBLISH_TIMEOUT_MS", "1000")?.max(1),
                 ),
                 retry_backoff: Duration::from_millis(parse("KAFKA_RETRY_BACKOFF_MS", "5000")?),
+                session_timeout: Duration::from_millis(
+                    parse("KAFKA_SESSION_TIMEOUT_MS", "2000")?.max(100),
+                ),
             }),
             None => None,
         };
@@ -289,6 +303,7 @@ impl Settings {
             redis,
             kafka,
             token_ttl: Duration::from_secs(parse("TOKEN_TTL_SECONDS", "604800")?.max(1)),
+            stop_timeout: Duration::from_secs(parse("STOP_TIMEOUT_SECONDS", "15")?.max(1)),
             body_limit: usize::try_from(parse("HTTP_BODY_LIMIT_BYTES", "65536")?)
                 .unwrap_or(usize::MAX),
             web_root: PathBuf::from(get("WEB_ROOT").unwrap_or_else(|| "web/dist".to_owned())),

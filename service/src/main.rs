@@ -15,8 +15,14 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         [] | ["serve"] => {
+            let stop_timeout = settings.stop_timeout;
             let application = startup::Application::build(settings).await?;
-            application.run_until_stopped(shutdown_signal()).await
+            application
+                .run_until_stopped(async move {
+                    shutdown_signal().await;
+                    exit_after(stop_timeout);
+                })
+                .await
         }
         ["migrate"] => startup::migrate(&settings).await,
         ["dlq", "replay"] => startup::replay_dlq(&settings, false).await,
@@ -26,6 +32,23 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     }
+}
+
+/// Ends the process `timeout` from now if it has not ended by then. A
+/// stop waits for the backends at several steps (draining sockets, the
+/// consumers' last commit and group leave, the producer's flush, the node
+/// id's release); with a backend down any of them can hang, and a client
+/// library's cleanup can block a thread for good. The watch runs on its
+/// own thread, so nothing of the runtime can hold it up.
+fn exit_after(timeout: std::time::Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(timeout);
+        tracing::error!(
+            ?timeout,
+            "still stopping after the stop timeout; exiting now"
+        );
+        std::process::exit(1);
+    });
 }
 
 /// Completes on ctrl-c or SIGTERM.

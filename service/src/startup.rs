@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// How long in-flight requests may take to finish after a stop signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keys the in-memory claims (resend marks) hold at most.
 const MEMORY_CLAIMS: usize = 200_000;
 
@@ -282,8 +282,14 @@ impl Application {
         let served = match served {
             Some(result) => result,
             None => {
-                // Open websockets would otherwise hold the drain until its timeout.
-                self.sockets.close().await;
+                // Open websockets would otherwise hold the drain until its
+                // timeout. With Redis down the close itself may hang.
+                if tokio::time::timeout(DRAIN_TIMEOUT, self.sockets.close())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("the sockets did not close within the drain timeout");
+                }
                 match tokio::time::timeout(DRAIN_TIMEOUT, serve).await {
                     Ok(result) => result,
                     Err(_) => {

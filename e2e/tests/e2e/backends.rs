@@ -62,6 +62,7 @@ async fn migrations_applied_twice_to_a_fresh_keyspace_change_nothing_the_second_
             "groups_by_id",
             "members_by_room",
             "message_buckets_by_room",
+            "message_outcomes",
             "messages_by_room",
             "read_markers",
             "rooms_by_id",

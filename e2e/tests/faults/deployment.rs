@@ -25,27 +25,38 @@ impl Deployment {
         Self::around(TestServer::spawn_with(Backend::Stack, extra).await).await
     }
 
-    /// Starts instance B beside a running instance A, and waits until both
-    /// consumer groups have settled with both members. B's joining
-    /// rebalances them, and A hears of it only at its next heartbeat (up to
-    /// 2 s): a message in the retry topic then can be read by both
-    /// instances (an open defect, see the README's fault table). A fault
-    /// test is about its fault, so it starts after that.
-    pub async fn around(first: TestServer) -> Self {
+    /// Starts A and B like [`Deployment::spawn`], without waiting for
+    /// their consumer groups to settle: B's joining still rebalances them
+    /// when the test begins.
+    pub async fn spawn_unsettled(extra: &[(&str, &str)]) -> Self {
+        let first = TestServer::spawn_with(Backend::Stack, extra).await;
         let second = first.spawn_peer().await;
-        let servers = vec![first, second];
+        Self::of(vec![first, second])
+    }
+
+    fn of(servers: Vec<TestServer>) -> Self {
         let apis = servers
             .iter()
             .map(|server| Api::new(server.url()))
             .collect();
-        let deployment = Self { servers, apis };
-        deployment.wait_groups_stable(Duration::from_secs(60)).await;
+        Self { servers, apis }
+    }
+
+    /// Starts instance B beside a running instance A, and waits until both
+    /// consumer groups have settled with both members. A fault test is
+    /// about its fault, so it starts after that (the scaling tests do not
+    /// wait).
+    pub async fn around(first: TestServer) -> Self {
+        let second = first.spawn_peer().await;
+        let deployment = Self::of(vec![first, second]);
+        deployment.wait_groups_stable(2).await;
         deployment
     }
 
-    /// Waits until the main and retry consumer groups are `Stable` with one
-    /// member per instance.
-    async fn wait_groups_stable(&self, timeout: Duration) {
+    /// Waits until the main and retry consumer groups are `Stable` with
+    /// `members` members.
+    pub async fn wait_groups_stable(&self, members: usize) {
+        let timeout = Duration::from_secs(60);
         let env = |name: &str| {
             self.servers[0]
                 .env()
@@ -55,7 +66,6 @@ impl Deployment {
                 .unwrap_or_else(|| panic!("{name} is not set for the deployment"))
         };
         let (brokers, group) = (env("KAFKA_BROKERS"), env("KAFKA_CONSUMER_GROUP"));
-        let members = self.servers.len();
         let settled = tokio::task::spawn_blocking(move || {
             let admin: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &brokers)

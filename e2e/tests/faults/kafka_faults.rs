@@ -18,18 +18,15 @@ use crate::{
     },
 };
 
-/// The service's publish timeout in these scenarios.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long an answer may take beyond the publish timeout.
-const ANSWER_SLACK: Duration = Duration::from_secs(3);
+/// The contract's bound on an answer, whatever Kafka does.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// A consumer group rejoins a restarted broker on its own schedule
 /// (reconnect back-off, session timeout, then a rebalance).
 const KAFKA_SETTLE: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_kafka_is_killed_under_traffic_senders_hear_accepted_or_chat_503_promptly_and_every_accepted_message_is_delivered(
+async fn when_kafka_is_killed_for_90_s_under_traffic_senders_hear_accepted_or_chat_503_within_2_s_and_every_accepted_message_is_delivered(
 ) {
     if !e2e::controls_processes() {
         return;
@@ -38,8 +35,10 @@ async fn when_kafka_is_killed_under_traffic_senders_hear_accepted_or_chat_503_pr
     let plan = Plan {
         service: Service::Kafka,
         fault: Fault::Kill,
-        outage: Duration::from_secs(5),
-        env: &[("KAFKA_PUBLISH_TIMEOUT_MS", "2000")],
+        // Long enough for every client-library timer to run out: the
+        // consumers must come back by themselves.
+        outage: Duration::from_secs(90),
+        env: &[],
         settle: KAFKA_SETTLE,
         try_new_socket: false,
     };
@@ -62,7 +61,7 @@ async fn when_kafka_is_killed_under_traffic_senders_hear_accepted_or_chat_503_pr
         verdict.refused
     );
     assert!(
-        verdict.max_ack_wait <= PUBLISH_TIMEOUT + ANSWER_SLACK,
+        verdict.max_ack_wait <= ANSWER_WITHIN,
         "an ack took {:?}",
         verdict.max_ack_wait
     );

@@ -17,7 +17,8 @@
 //!
 //! [`deployment`] starts the two instances; [`scenario`] is the flow most
 //! scenarios share. The scenarios are one module per backend, plus the
-//! poison message and an instance crash.
+//! poison message, an instance crash, and instances coming and going
+//! ([`scaling`]).
 
 mod checker;
 mod client;
@@ -32,6 +33,7 @@ mod instance_crash;
 mod kafka_faults;
 mod poison;
 mod redis_faults;
+mod scaling;
 
 use tokio::sync::{Mutex, MutexGuard};
 

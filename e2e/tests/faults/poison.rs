@@ -35,6 +35,32 @@ const REPLAY_TIMEOUT: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_cannot_be_stored_is_parked_with_chat_500_and_dlq_replay_delivers_it_exactly_once(
 ) {
+    poisoned(Scaling::Settled).await;
+}
+
+/// The same while the set of instances changes: a third instance, frozen
+/// (SIGSTOP) until the group dropped it, comes back while the poisoned
+/// messages wait out their back-off in the retry topic. It rejoins the
+/// group (still believing, for a moment, that it holds its old
+/// partitions), and partitions move between the members mid-retry. Each
+/// message still ends parked once: one `chat_500`, one dead-letter
+/// record, nothing stored. (A fresh process cannot be the one to join:
+/// with the table dropped it cannot prepare its statements and start.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_instance_joining_while_messages_wait_in_the_retry_topic_gives_each_one_outcome() {
+    poisoned(Scaling::JoinMidRetry).await;
+}
+
+/// What the instances do while the messages are retried.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scaling {
+    /// Two instances whose groups settled before the fault.
+    Settled,
+    /// A third that was dropped from the group and rejoins mid-retry.
+    JoinMidRetry,
+}
+
+async fn poisoned(scaling: Scaling) {
     if !e2e::controls_processes() {
         return;
     }
@@ -44,13 +70,25 @@ async fn a_message_that_cannot_be_stored_is_parked_with_chat_500_and_dlq_replay_
         e2e::stack::Stack::get().run.keyspace,
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let deployment = Deployment::spawn(&[
-        ("CASSANDRA_KEYSPACE", &keyspace),
-        ("KAFKA_RETRY_BACKOFF_MS", "200"),
-    ])
-    .await;
-    let server = &deployment.servers[0];
-    let session = session_of(server).await;
+    // Joining mid-retry needs retries long enough to join in: the third
+    // instance starts in a few seconds, the attempts come 3 s and 9 s in.
+    let backoff = match scaling {
+        Scaling::Settled => "200",
+        Scaling::JoinMidRetry => "3000",
+    };
+    let env = [
+        ("CASSANDRA_KEYSPACE", keyspace.as_str()),
+        ("KAFKA_RETRY_BACKOFF_MS", backoff),
+    ];
+    let mut deployment = Deployment::spawn(&env).await;
+    if scaling == Scaling::JoinMidRetry {
+        let third = deployment.servers[0].spawn_peer().await;
+        deployment.servers.push(third);
+        deployment.wait_groups_stable(3).await;
+        deployment.servers[2].freeze(true);
+        deployment.wait_groups_stable(2).await;
+    }
+    let session = session_of(&deployment.servers[0]).await;
     let lane = open_lanes(&deployment.apis, &[0]).await.remove(0);
     let clock = Clock::start();
     let mut log = FaultLog::default();
@@ -70,6 +108,10 @@ async fn a_message_that_cannot_be_stored_is_parked_with_chat_500_and_dlq_replay_
             other => panic!("the poisoned message was not accepted: {other:?}"),
         }
     }
+    if scaling == Scaling::JoinMidRetry {
+        deployment.servers[2].freeze(false);
+        log.note(clock.now(), "the third instance thawed and rejoins");
+    }
     for _ in 0..POISONED {
         let told = author
             .try_expect_event("error", &|e| e["name"] == "chat_500", WARM_UP)
@@ -81,11 +123,20 @@ async fn a_message_that_cannot_be_stored_is_parked_with_chat_500_and_dlq_replay_
         );
     }
     log.note(clock.now(), "the author heard chat_500 for each");
+    let twice = author
+        .try_expect_event(
+            "error",
+            &|e| e["name"] == "chat_500",
+            Duration::from_secs(3),
+        )
+        .await;
+    assert!(twice.is_none(), "a message was parked twice: {twice:?}");
     for statement in messages_table_cql() {
         run_cql(&session, &statement).await;
     }
     log.note(clock.now(), "messages_by_room re-created");
 
+    let server = &deployment.servers[0];
     let dry_run = replay(server, &["--dry-run"]).await;
     let stored_after_dry_run = deployment.apis[0]
         .history(&lane.peer.token, &lane.room, "limit=10")
@@ -142,6 +193,10 @@ async fn a_message_that_cannot_be_stored_is_parked_with_chat_500_and_dlq_replay_
         "{replayed:?}"
     );
     assert_eq!(again.summary(), Some("replayed 0".to_owned()), "{again:?}");
+    assert!(
+        !dry_run.lines.iter().any(|line| line.starts_with("skipped")),
+        "a message was parked twice: {dry_run:?}"
+    );
     verdict.assert_clean(false);
 }
 

@@ -112,7 +112,8 @@ impl FlakyStore {
             accounts: memory.clone(),
             rooms: memory.clone(),
             messages: self.clone(),
-            read_state: memory,
+            read_state: memory.clone(),
+            outcomes: memory,
             probe: self.clone(),
         }
     }
@@ -134,6 +135,10 @@ impl Messages for FlakyStore {
 
     async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError> {
         self.inner.contains(room, id).await
+    }
+
+    async fn remove(&self, room: RoomId, id: MessageId) -> Result<(), StoreError> {
+        self.inner.remove(room, id).await
     }
 }
 

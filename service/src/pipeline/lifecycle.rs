@@ -8,9 +8,13 @@ use tokio::{sync::watch, task::JoinHandle};
 use super::{kafka::producer::KafkaBus, node_id::NodeLease};
 
 /// How long the consumers may take to finish their queues at shutdown.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// With the HTTP drain, the flush and the release this stays within the
+/// process's stop timeout (`STOP_TIMEOUT_SECONDS`, 15 s by default).
+const STOP_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long the producer may take to deliver what it still holds.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long freeing the node id may take (Redis may be down).
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The pipeline's background work, stopped by [`Pipeline::shutdown`].
 pub struct Pipeline {
@@ -54,7 +58,12 @@ impl Pipeline {
             let _ = tokio::task::spawn_blocking(move || kafka.flush(FLUSH_TIMEOUT)).await;
         }
         if let Some(lease) = self.lease {
-            lease.release().await;
+            if tokio::time::timeout(RELEASE_TIMEOUT, lease.release())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the node id was not released; its lease lapses by itself");
+            }
         }
         tracing::info!("pipeline stopped");
     }

@@ -90,7 +90,7 @@ async fn handle(
 ) -> Result<(), Stopping> {
     loop {
         match processor.process(&event, stop).await {
-            Ok(()) => return Ok(()),
+            Ok(()) | Err(ProcessError::Parked) => return Ok(()),
             Err(ProcessError::Stopping) => return Err(Stopping),
             Err(ProcessError::Store(_)) => {}
         }
@@ -99,7 +99,10 @@ async fn handle(
                 tokio::time::sleep(delay).await;
                 event = *next;
             }
-            AfterFailure::GiveUp => return processor.give_up(&event, stop).await,
+            AfterFailure::GiveUp if processor.claim_parked(&event, "in-process", stop).await? => {
+                return processor.give_up(&event, stop).await;
+            }
+            AfterFailure::GiveUp => return Ok(()),
         }
     }
 }

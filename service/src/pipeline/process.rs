@@ -11,6 +11,20 @@
 //! - the delivery: Redis down means waiting too; a delivery is held while
 //!   the adapter is not [`Fanout::settled`].
 //!
+//! # One outcome
+//!
+//! During a rebalance two members of the consumer group can hold the same
+//! record for a moment, one finishing what it started while the other
+//! reads it again. A message that failed a store attempt therefore claims
+//! its outcome in the store ([`Outcomes`](crate::store::Outcomes)): a later attempt that stored it
+//! claims `stored` before it delivers, and the path that parks it claims
+//! `parked` before it tells the author. The first claim holds; a write
+//! that loses to a park is taken back out of history and not delivered,
+//! and a park that loses to a store tells nobody anything. A first
+//! attempt that succeeds makes no claim (the hot path stays one write):
+//! its record is re-read only by a member that takes over after a crash,
+//! before the failure chain it would race with could reach the park.
+//!
 //! # At most one `reply`
 //!
 //! A message can be processed twice: Kafka re-delivers the tail of a
@@ -37,11 +51,14 @@ use super::{
 use crate::{
     domain::UserId,
     fanout::{socket_channel, user_channel, Delivery, Fanout, FanoutError},
-    store::{Storage, StoreError},
+    store::{Claimed, Outcome, Storage, StoreError},
 };
 
 /// How long the store's probe may take to tell an outage.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The claimant of every `stored` claim: stores need not exclude each
+/// other (the write is an upsert, the delivery happens once per socket).
+const STORING: &str = "store";
 /// Tries of one emit while the adapter says it is connected.
 const EMIT_TRIES: u32 = 3;
 
@@ -53,6 +70,8 @@ pub enum ProcessError {
     /// The store refused this message while it answered otherwise: an
     /// attempt is spent.
     Store(StoreError),
+    /// Another process parked this message first: it is done, undelivered.
+    Parked,
 }
 
 impl From<Stopping> for ProcessError {
@@ -111,10 +130,24 @@ impl Processor {
             let started = Instant::now();
             let stored = async {
                 self.storage.messages.save(&event.message).await?;
-                self.inbox_of(event).await
+                if event.attempt > 1
+                    && self.claim(event, Outcome::Stored, STORING).await?.outcome == Outcome::Parked
+                {
+                    let message = &event.message;
+                    self.storage
+                        .messages
+                        .remove(message.room_id, message.id)
+                        .await?;
+                    return Ok(None);
+                }
+                self.inbox_of(event).await.map(Some)
             };
             let error = match stored.await {
-                Ok(inbox) => {
+                Ok(None) => {
+                    tracing::warn!("parked by another consumer meanwhile; not delivered");
+                    return Err(ProcessError::Parked);
+                }
+                Ok(Some(inbox)) => {
                     metrics::histogram!("message_store_duration_seconds")
                         .record(started.elapsed().as_secs_f64());
                     metrics::counter!("messages_stored_total").increment(1);
@@ -128,6 +161,52 @@ impl Processor {
                 return Err(ProcessError::Store(error));
             }
             outage.wait(&error).await?;
+        }
+    }
+
+    /// Claims `outcome` for the message in the name of `claimant`.
+    async fn claim(
+        &self,
+        event: &MessageCreated,
+        outcome: Outcome,
+        claimant: &str,
+    ) -> Result<Claimed, StoreError> {
+        self.storage
+            .outcomes
+            .claim(event.message.id, outcome, claimant)
+            .await
+    }
+
+    /// Claims the message's outcome as parked in the name of `claimant`
+    /// (one handling of one record), waiting out store outages. True when
+    /// the park is `claimant`'s to carry out; false when the message was
+    /// stored instead, or another consumer that raced this one parks it:
+    /// then there is nothing to park and nobody to tell.
+    pub async fn claim_parked(
+        &self,
+        event: &MessageCreated,
+        claimant: &str,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<bool, Stopping> {
+        let mut outage = Outage::new(self.storage.probe.name(), stop);
+        loop {
+            match self.claim(event, Outcome::Parked, claimant).await {
+                Ok(Claimed {
+                    outcome: Outcome::Parked,
+                    ours,
+                }) => return Ok(ours),
+                Ok(Claimed {
+                    outcome: Outcome::Stored,
+                    ..
+                }) => {
+                    tracing::warn!(
+                        message_id = %event.message.id,
+                        "stored by another consumer meanwhile; not parked"
+                    );
+                    return Ok(false);
+                }
+                Err(error) => outage.wait(&error).await?,
+            }
         }
     }
 
@@ -271,16 +350,19 @@ mod tests {
 
     struct Setup {
         store: Arc<FlakyStore>,
+        storage: Storage,
         fanout: Arc<RecordingFanout>,
         processor: Arc<Processor>,
     }
 
     fn setup() -> Setup {
         let store = Arc::new(FlakyStore::default());
+        let storage = store.storage();
         let fanout = Arc::new(RecordingFanout::default());
-        let processor = Arc::new(Processor::new(store.storage(), fanout.clone()));
+        let processor = Arc::new(Processor::new(storage.clone(), fanout.clone()));
         Setup {
             store,
+            storage,
             fanout,
             processor,
         }
@@ -309,6 +391,7 @@ mod tests {
             store,
             fanout,
             processor,
+            ..
         } = setup();
         store.down.store(true, Ordering::SeqCst);
         let event = event();
@@ -331,6 +414,7 @@ mod tests {
             store,
             fanout,
             processor,
+            ..
         } = setup();
         store.refusing.store(true, Ordering::SeqCst);
         let (_stop, stopped) = watch::channel(false);
@@ -351,6 +435,7 @@ mod tests {
             store,
             fanout,
             processor,
+            ..
         } = setup();
         fanout.unsettled.store(true, Ordering::SeqCst);
         let event = event();
@@ -396,5 +481,120 @@ mod tests {
             running.await.unwrap(),
             Err(ProcessError::Stopping)
         ));
+    }
+
+    fn retried() -> MessageCreated {
+        MessageCreated {
+            attempt: 2,
+            ..event()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retried_write_that_loses_to_a_park_is_taken_back_and_not_delivered() {
+        let Setup {
+            storage,
+            fanout,
+            processor,
+            ..
+        } = setup();
+        let event = retried();
+        let message = &event.message;
+        storage
+            .outcomes
+            .claim(message.id, Outcome::Parked, "another consumer")
+            .await
+            .unwrap();
+        let (_stop, stopped) = watch::channel(false);
+
+        let outcome = processor.process(&event, &stopped).await;
+
+        assert!(matches!(outcome, Err(ProcessError::Parked)), "{outcome:?}");
+        assert!(
+            fanout.deliveries().is_empty(),
+            "a parked message is not delivered"
+        );
+        let history = storage
+            .messages
+            .history(
+                message.room_id,
+                crate::domain::HistoryPage::Latest { limit: 10 },
+            )
+            .await
+            .unwrap();
+        assert!(history.is_empty(), "and not left in history");
+    }
+
+    #[tokio::test]
+    async fn a_park_that_loses_to_a_retried_write_tells_nobody() {
+        let Setup {
+            storage,
+            fanout,
+            processor,
+            ..
+        } = setup();
+        let event = retried();
+        let (_stop, stopped) = watch::channel(false);
+        processor.process(&event, &stopped).await.unwrap();
+
+        let parked = processor
+            .claim_parked(&event, "a late park", &stopped)
+            .await
+            .unwrap();
+
+        assert!(!parked);
+        assert_eq!(fanout.deliveries().len(), 1);
+        let held = storage
+            .outcomes
+            .claim(event.message.id, Outcome::Parked, "x")
+            .await;
+        assert_eq!(held.unwrap().outcome, Outcome::Stored);
+    }
+
+    #[tokio::test]
+    async fn of_two_parks_only_the_first_tells_and_it_may_ask_again() {
+        let Setup { processor, .. } = setup();
+        let event = event();
+        let (_stop, stopped) = watch::channel(false);
+
+        let first = processor
+            .claim_parked(&event, "one", &stopped)
+            .await
+            .unwrap();
+        let again = processor
+            .claim_parked(&event, "one", &stopped)
+            .await
+            .unwrap();
+        let second = processor
+            .claim_parked(&event, "two", &stopped)
+            .await
+            .unwrap();
+
+        assert!(first && again, "the first park stays its own");
+        assert!(!second, "the second parks nothing and tells no one");
+    }
+
+    #[tokio::test]
+    async fn a_first_attempt_claims_nothing() {
+        let Setup {
+            storage, processor, ..
+        } = setup();
+        let event = event();
+        let (_stop, stopped) = watch::channel(false);
+        processor.process(&event, &stopped).await.unwrap();
+
+        let held = storage
+            .outcomes
+            .claim(event.message.id, Outcome::Parked, "x")
+            .await;
+
+        assert_eq!(
+            held.unwrap(),
+            Claimed {
+                outcome: Outcome::Parked,
+                ours: true
+            },
+            "no claim was left by the first write"
+        );
     }
 }

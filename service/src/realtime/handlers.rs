@@ -11,7 +11,10 @@ use socketioxide::{
     socket::{DisconnectReason, Socket},
     ParserError,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::{Duration, Instant},
+};
 use tracing::{field, Instrument, Span};
 
 use super::{
@@ -67,8 +70,17 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId, state: &Realtim
 /// client is sending faster than any rate limit would let through anyway.
 const SEND_QUEUE: usize = 1024;
 
-/// A `message` waiting for its turn, with where its answer goes.
-type Queued<A> = (Result<Value, ParserError>, Responder<A>);
+/// How long after a `message` arrives its answer may come at the latest.
+/// The contract promises 2 s; the rest is for the network. A message
+/// still waiting then (its turn has not come, or a backend is slow) is
+/// answered `chat_503`, which the client resends with the same
+/// `clientMessageId`: one slow publish never holds the messages queued
+/// behind it past their own deadline.
+const ANSWER_WITHIN: Duration = Duration::from_millis(1_500);
+
+/// A `message` waiting for its turn: when it came, its payload, and where
+/// its answer goes.
+type Queued<A> = (Instant, Result<Value, ParserError>, Responder<A>);
 
 /// The `message` handler: queues each packet in arrival order.
 ///
@@ -84,8 +96,8 @@ impl<A: Adapter> MessageHandler<A, InOrder<A>> for InOrder<A> {
     fn call(&self, socket: Arc<Socket<A>>, mut value: PacketValue, ack_id: Option<i64>) {
         let Ok(respond) = Responder::from_message_parts(&socket, &mut value, &ack_id);
         let Ok(TryData(payload)) = TryData::<Value>::from_message(socket, value, ack_id);
-        if let Err(full) = self.0.try_send((payload, respond)) {
-            let (_, respond) = full.into_inner();
+        if let Err(full) = self.0.try_send((Instant::now(), payload, respond)) {
+            let (_, _, respond) = full.into_inner();
             respond.fail(&Failure::new(SocketError::RateLimited, None));
         }
     }
@@ -181,22 +193,25 @@ async fn send_in_order<A: Adapter>(
     origin: String,
     mut pending: mpsc::Receiver<Queued<A>>,
 ) {
-    while let Some((payload, respond)) = pending.recv().await {
+    while let Some((arrived, payload, respond)) = pending.recv().await {
         let span = tracing::info_span!(
             "socket.message",
             user_id = %user,
             room_id = field::Empty,
             message_id = field::Empty,
         );
-        match send(&state, user, origin.clone(), payload)
-            .instrument(span)
-            .await
-        {
-            Ok(accepted) => respond.ok(&json!({
+        let sent = send(&state, user, origin.clone(), payload).instrument(span);
+        match tokio::time::timeout_at(arrived + ANSWER_WITHIN, sent).await {
+            Ok(Ok(accepted)) => respond.ok(&json!({
                 "status": "accepted",
                 "messageId": accepted.id,
             })),
-            Err(failure) => respond.fail(&failure),
+            Ok(Err(failure)) => respond.fail(&failure),
+            Err(_) => {
+                metrics::counter!("messages_failed_total", "stage" => "answer_deadline")
+                    .increment(1);
+                respond.fail(&Failure::new(SocketError::Unavailable, None));
+            }
         }
     }
 }

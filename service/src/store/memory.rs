@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Account, Accounts, Added, Messages, Probe, ReadState, RoomEntry, Rooms, Storage, StoreError,
+    Account, Accounts, Added, Claimed, Messages, Outcome, Outcomes, Probe, ReadState, RoomEntry,
+    Rooms, Storage, StoreError,
 };
 use crate::domain::{
     HistoryPage, Message, MessageId, Room, RoomId, RoomKind, RoomName, User, UserId, Username,
@@ -25,6 +26,7 @@ pub struct MemoryStore {
     rooms: RwLock<RoomMaps>,
     messages: RwLock<HashMap<RoomId, BTreeMap<MessageId, Message>>>,
     read: RwLock<ReadMaps>,
+    outcomes: RwLock<HashMap<MessageId, (Outcome, String)>>,
 }
 
 #[derive(Default)]
@@ -244,6 +246,13 @@ impl Rooms for MemoryStore {
 
 #[async_trait]
 impl Messages for MemoryStore {
+    async fn remove(&self, room: RoomId, id: MessageId) -> Result<(), StoreError> {
+        if let Some(messages) = self.messages.write_or_recover().get_mut(&room) {
+            messages.remove(&id);
+        }
+        Ok(())
+    }
+
     async fn save(&self, message: &Message) -> Result<(), StoreError> {
         self.messages
             .write_or_recover()
@@ -321,6 +330,25 @@ impl ReadState for MemoryStore {
             .get(&room)
             .map(|markers| markers.iter().map(|(user, id)| (*user, *id)).collect())
             .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Outcomes for MemoryStore {
+    async fn claim(
+        &self,
+        id: MessageId,
+        outcome: Outcome,
+        claimant: &str,
+    ) -> Result<Claimed, StoreError> {
+        let mut outcomes = self.outcomes.write_or_recover();
+        let (held, by) = outcomes
+            .entry(id)
+            .or_insert_with(|| (outcome, claimant.to_owned()));
+        Ok(Claimed {
+            outcome: *held,
+            ours: by == claimant,
+        })
     }
 }
 

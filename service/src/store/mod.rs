@@ -129,6 +129,9 @@ pub trait Messages: Send + Sync {
     async fn history(&self, room: RoomId, page: HistoryPage) -> Result<Vec<Message>, StoreError>;
     /// Whether `room` has a message `id`.
     async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError>;
+    /// Takes message `id` out of `room`'s history (a write that lost its
+    /// outcome claim to a park); removing an unknown one changes nothing.
+    async fn remove(&self, room: RoomId, id: MessageId) -> Result<(), StoreError>;
 }
 
 /// What each member has read.
@@ -143,6 +146,38 @@ pub trait ReadState: Send + Sync {
     async fn marker(&self, room: RoomId, user: UserId) -> Result<Option<MessageId>, StoreError>;
     /// Every marker in `room`.
     async fn markers(&self, room: RoomId) -> Result<Vec<(UserId, MessageId)>, StoreError>;
+}
+
+/// The one outcome of a message whose first store attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It was stored (and so delivered).
+    Stored,
+    /// It was parked in the dead-letter topic, and its author told `chat_500`.
+    Parked,
+}
+
+/// The claim that holds for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimed {
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// Whether the one who asked made it (now or before).
+    pub ours: bool,
+}
+
+/// Claims of outcomes: the first claim of a message holds, whichever
+/// process makes it, so no message ends both stored and parked.
+#[async_trait]
+pub trait Outcomes: Send + Sync {
+    /// Claims `outcome` for message `id` in the name of `claimant`, unless
+    /// one was claimed before; returns the claim that holds.
+    async fn claim(
+        &self,
+        id: MessageId,
+        outcome: Outcome,
+        claimant: &str,
+    ) -> Result<Claimed, StoreError>;
 }
 
 /// Something `/ready` can ask whether it answers.
@@ -165,6 +200,8 @@ pub struct Storage {
     pub messages: Arc<dyn Messages>,
     /// Read markers.
     pub read_state: Arc<dyn ReadState>,
+    /// Outcomes of messages that failed a store attempt.
+    pub outcomes: Arc<dyn Outcomes>,
     /// Readiness probe of the backend.
     pub probe: Arc<dyn Probe>,
 }
@@ -174,7 +211,7 @@ impl Storage {
     /// [`Storage::cassandra`]).
     fn on<S>(store: S) -> Self
     where
-        S: Accounts + Rooms + Messages + ReadState + Probe + 'static,
+        S: Accounts + Rooms + Messages + ReadState + Outcomes + Probe + 'static,
     {
         let store = Arc::new(store);
         Self {
@@ -182,6 +219,7 @@ impl Storage {
             rooms: store.clone(),
             messages: store.clone(),
             read_state: store.clone(),
+            outcomes: store.clone(),
             probe: store,
         }
     }

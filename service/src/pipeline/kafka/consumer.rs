@@ -29,7 +29,13 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::{client_config, context::QuietContext, in_flight::InFlight, producer::KafkaBus};
+use super::{
+    client_config,
+    in_flight::InFlight,
+    member::MemberContext,
+    ownership::{Lease, Ownership},
+    producer::KafkaBus,
+};
 use crate::{
     config::KafkaSettings,
     pipeline::{
@@ -55,6 +61,7 @@ pub fn spawn(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let workers = settings.consumer_workers.max(1);
+    let session_ms = settings.session_timeout.as_millis();
     let created = bus.topics().created.clone();
     let retry = bus.topics().retry.clone();
     // A fetch of the main topic answers once 16 KB are there or 5 ms have
@@ -85,17 +92,21 @@ pub fn spawn(
         for (key, value) in fetch {
             config.set(*key, *value);
         }
-        let consumer: StreamConsumer<QuietContext> = config
+        let in_flight = Arc::new(InFlight::default());
+        let ownership = Arc::new(Ownership::default());
+        let consumer: StreamConsumer<MemberContext> = config
             .set("group.id", &group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             // Messages published before this group first joined still count.
             .set("auto.offset.reset", "earliest")
-            // A restarted broker forgets nobody: it waits for the members it
-            // knew until their session lapses, so keep that short.
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "2000")
+            // A killed member's partitions wait for its session to lapse,
+            // and a restarted broker waits for the members it knew: keep
+            // it short (the brokers' minimum must allow it).
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", session_ms.to_string())
+            .set("heartbeat.interval.ms", (session_ms / 4).max(1).to_string())
             // A worker holding a message through a backend outage stops the
             // reader from polling; give an outage ten minutes before the
             // group counts this member as stuck. (Past that, the member
@@ -104,7 +115,7 @@ pub fn spawn(
             .set("max.poll.interval.ms", "600000")
             // Feeds the `kafka_consumer_lag` gauge (see QuietContext::stats).
             .set("statistics.interval.ms", "5000")
-            .create_with_context(QuietContext::default())?;
+            .create_with_context(MemberContext::new(ownership.clone(), in_flight.clone()))?;
         consumer.subscribe(&[&topic])?;
         let worker = Worker {
             consumer: Arc::new(consumer),
@@ -112,7 +123,8 @@ pub fn spawn(
             bus: bus.clone(),
             backoff: settings.retry_backoff,
             stop: stop.clone(),
-            in_flight: Arc::new(InFlight::default()),
+            in_flight,
+            ownership,
         };
         tracing::info!(%topic, %group, workers, "consuming");
         tasks.push(tokio::spawn(read(worker, workers)));
@@ -122,21 +134,27 @@ pub fn spawn(
 
 #[derive(Clone)]
 struct Worker {
-    consumer: Arc<StreamConsumer<QuietContext>>,
+    consumer: Arc<StreamConsumer<MemberContext>>,
     processor: Arc<Processor>,
     bus: KafkaBus,
     backoff: Duration,
     stop: watch::Receiver<bool>,
     in_flight: Arc<InFlight>,
+    ownership: Arc<Ownership>,
 }
 
 /// Why a message was left for later.
 enum Pause {
     /// The service is stopping; the message will be consumed again.
     Stopping,
+    /// Its partition was revoked; the next owner will consume it again.
+    Revoked,
     /// Publishing to the retry or dead-letter topic failed.
     Bus(BusError),
 }
+
+/// A record and the lease it was read under.
+type Leased = (OwnedMessage, Lease);
 
 /// Reads the topic and hands each message to its partition's worker; on
 /// stop, lets the workers finish their queues and commits.
@@ -144,7 +162,7 @@ async fn read(worker: Worker, workers: usize) {
     let mut stop = worker.stop.clone();
     let (senders, handles): (Vec<_>, Vec<_>) = (0..workers)
         .map(|_| {
-            let (sender, receiver) = mpsc::channel::<OwnedMessage>(WORKER_QUEUE);
+            let (sender, receiver) = mpsc::channel::<Leased>(WORKER_QUEUE);
             (sender, tokio::spawn(work(worker.clone(), receiver)))
         })
         .unzip();
@@ -155,9 +173,13 @@ async fn read(worker: Worker, workers: usize) {
             received = worker.consumer.recv() => match received {
                 Ok(message) => {
                     let message = message.detach();
+                    // A record fetched before its partition was revoked.
+                    let Some(lease) = worker.ownership.lease(message.topic(), message.partition()) else {
+                        continue;
+                    };
                     let index = worker_of(message.key(), workers);
                     worker.in_flight.start(message.topic(), message.partition(), message.offset());
-                    if senders[index].send(message).await.is_err() {
+                    if senders[index].send((message, lease)).await.is_err() {
                         break;
                     }
                 }
@@ -172,6 +194,8 @@ async fn read(worker: Worker, workers: usize) {
             },
         }
     }
+    // Queued records are still finished; no wait starts or goes on.
+    worker.ownership.wake_all();
     drop(senders);
     futures::future::join_all(handles).await;
     match worker.consumer.commit_consumer_state(CommitMode::Sync) {
@@ -192,23 +216,35 @@ fn worker_of(key: Option<&[u8]>, workers: usize) -> usize {
     (hasher.finish() % workers as u64) as usize
 }
 
-/// Processes its rooms' messages in order.
-async fn work(worker: Worker, mut queue: mpsc::Receiver<OwnedMessage>) {
-    while let Some(message) = queue.recv().await {
+/// Processes its rooms' messages in order. A record whose partition was
+/// revoked is dropped where it stands: its next owner reads it again.
+async fn work(worker: Worker, mut queue: mpsc::Receiver<Leased>) {
+    while let Some((message, lease)) = queue.recv().await {
+        if !worker.ownership.holds(&lease) {
+            continue;
+        }
         let mut pause = Duration::from_millis(250);
+        let claimant = uuid::Uuid::new_v4().to_string();
         loop {
-            match worker.handle(&message).await {
+            match worker.handle(&message, &lease, &claimant).await {
                 Ok(()) => break,
                 Err(Pause::Stopping) => return,
+                Err(Pause::Revoked) => break,
                 Err(Pause::Bus(error)) => {
                     tracing::warn!(cause = %error, "cannot forward a failed message; will retry");
-                    if *worker.stop.borrow() {
-                        return;
+                    if worker.halted(&lease).await.is_err() || !pause_for(pause, &lease).await {
+                        if *worker.stop.borrow() {
+                            return;
+                        }
+                        break;
                     }
-                    tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(MAX_PAUSE);
                 }
             }
+        }
+        // Checked again: the partition may have moved while it was handled.
+        if !worker.ownership.holds(&lease) {
+            continue;
         }
         let (topic, partition) = (message.topic(), message.partition());
         let Some(done_through) = worker.in_flight.finish(topic, partition, message.offset()) else {
@@ -222,8 +258,48 @@ async fn work(worker: Worker, mut queue: mpsc::Receiver<OwnedMessage>) {
     }
 }
 
+/// Sleeps `pause` unless the lease ends first; true when it slept through.
+async fn pause_for(pause: Duration, lease: &Lease) -> bool {
+    let mut ended = lease.ended().clone();
+    if *ended.borrow_and_update() {
+        return false;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(pause) => true,
+        _ = ended.changed() => false,
+    }
+}
+
 impl Worker {
-    async fn handle(&self, message: &OwnedMessage) -> Result<(), Pause> {
+    /// `Err` with why the lease's work ends: the service stops, or the
+    /// partition moved.
+    async fn halted(&self, lease: &Lease) -> Result<(), Pause> {
+        if *self.stop.borrow() {
+            return Err(Pause::Stopping);
+        }
+        if !self.ownership.holds(lease) {
+            return Err(Pause::Revoked);
+        }
+        Ok(())
+    }
+
+    /// Why a wait of the lease ended early.
+    fn ended(&self, lease: &Lease) -> Pause {
+        if *self.stop.borrow() || self.ownership.holds(lease) {
+            Pause::Stopping
+        } else {
+            Pause::Revoked
+        }
+    }
+
+    /// Handles one record; `claimant` names this handling in an outcome
+    /// claim, the same across its tries.
+    async fn handle(
+        &self,
+        message: &OwnedMessage,
+        lease: &Lease,
+        claimant: &str,
+    ) -> Result<(), Pause> {
         let Some(payload) = message.payload() else {
             tracing::warn!(offset = message.offset(), "empty record skipped");
             return Ok(());
@@ -237,18 +313,16 @@ impl Worker {
             }
         };
         let wait_ms = event.not_before_ms - now_ms();
-        if wait_ms > 0 {
-            let mut stop = self.stop.clone();
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
-                _ = stop.changed() => return Err(Pause::Stopping),
-            }
+        if wait_ms > 0 && !pause_for(Duration::from_millis(wait_ms as u64), lease).await {
+            return Err(self.ended(lease));
         }
-        let error = match self.processor.process(&event, &self.stop).await {
-            Ok(()) => return Ok(()),
-            Err(ProcessError::Stopping) => return Err(Pause::Stopping),
+        self.halted(lease).await?;
+        let error = match self.processor.process(&event, lease.ended()).await {
+            Ok(()) | Err(ProcessError::Parked) => return Ok(()),
+            Err(ProcessError::Stopping) => return Err(self.ended(lease)),
             Err(ProcessError::Store(error)) => error,
         };
+        self.halted(lease).await?;
         let reason = error.to_string();
         let topics = self.bus.topics();
         match after_failure(&event, self.backoff) {
@@ -263,14 +337,23 @@ impl Worker {
                     .map_err(Pause::Bus)
             }
             AfterFailure::GiveUp => {
+                let parked = self
+                    .processor
+                    .claim_parked(&event, claimant, lease.ended())
+                    .await
+                    .map_err(|_| self.ended(lease))?;
+                if !parked {
+                    return Ok(());
+                }
                 self.bus
                     .send(&topics.dlq, &event, Some(&reason))
                     .await
                     .map_err(Pause::Bus)?;
+                self.halted(lease).await?;
                 self.processor
-                    .give_up(&event, &self.stop)
+                    .give_up(&event, lease.ended())
                     .await
-                    .map_err(|_| Pause::Stopping)
+                    .map_err(|_| self.ended(lease))
             }
         }
     }

@@ -47,6 +47,12 @@ impl InFlight {
         (done_through >= 0).then_some(done_through)
     }
 
+    /// Forgets a partition's offsets: it was revoked or assigned afresh,
+    /// and what was in flight under the last assignment no longer counts.
+    pub fn forget(&self, topic: &str, partition: i32) {
+        self.lock().remove(&(topic.to_owned(), partition));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Partition>> {
         self.partitions.lock_or_recover()
     }
@@ -82,6 +88,21 @@ mod tests {
         assert_eq!(in_flight.finish("t", 1, 7), Some(7));
         assert_eq!(in_flight.finish("t", 0, 5), Some(5));
         assert_eq!(in_flight.finish("u", 0, 5), None, "never started");
+    }
+
+    #[test]
+    fn a_forgotten_partition_starts_afresh() {
+        let in_flight = InFlight::default();
+        in_flight.start("t", 0, 4);
+        in_flight.start("t", 0, 5);
+        in_flight.forget("t", 0);
+        in_flight.start("t", 0, 9);
+
+        assert_eq!(
+            in_flight.finish("t", 0, 9),
+            Some(9),
+            "4 and 5 no longer hold it back"
+        );
     }
 
     #[test]

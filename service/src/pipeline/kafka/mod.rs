@@ -2,9 +2,12 @@
 //! that stores and fans out ([`consumer`]), the dead-letter replay
 //! ([`replay`]), the topics, and the `/ready` probe.
 
+mod breaker;
 pub mod consumer;
 pub mod context;
 mod in_flight;
+mod member;
+mod ownership;
 pub mod producer;
 pub mod replay;
 

@@ -10,7 +10,7 @@ use rdkafka::{
     util::Timeout,
 };
 
-use super::{client_config, context::QuietContext};
+use super::{breaker::Breaker, client_config, context::QuietContext};
 use crate::{
     config::KafkaSettings,
     pipeline::{topics::Topics, Bus, BusError, MessageCreated},
@@ -23,6 +23,7 @@ pub struct KafkaBus {
     producer: FutureProducer<QuietContext>,
     topics: Topics,
     timeout: Duration,
+    breaker: Breaker,
 }
 
 impl KafkaBus {
@@ -43,6 +44,7 @@ impl KafkaBus {
             producer,
             topics,
             timeout: settings.publish_timeout,
+            breaker: Breaker::default(),
         })
     }
 
@@ -64,6 +66,9 @@ impl KafkaBus {
         event: &MessageCreated,
         reason: Option<&str>,
     ) -> Result<(), BusError> {
+        if self.breaker.is_open() {
+            return Err(BusError::Unavailable("Kafka does not answer".to_owned()));
+        }
         let payload = serde_json::to_vec(event)?;
         let key = event.message.room_id.to_string();
         let mut record = FutureRecord::to(topic).key(&key).payload(&payload);
@@ -76,14 +81,13 @@ impl KafkaBus {
         // librdkafka's own `message.timeout.ms` can overrun (measured: 10 to
         // 14 s for 5 s with the brokers down), so the bound is enforced here.
         let delivery = self.producer.send(record, Timeout::After(self.timeout));
-        match tokio::time::timeout(self.timeout, delivery).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((error, _))) => Err(BusError::Unavailable(error.to_string())),
-            Err(_) => Err(BusError::Unavailable(format!(
-                "no acknowledgement within {:?}",
-                self.timeout
-            ))),
-        }
+        let error = match tokio::time::timeout(self.timeout, delivery).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err((error, _))) => error.to_string(),
+            Err(_) => format!("no acknowledgement within {:?}", self.timeout),
+        };
+        self.breaker.trip(&self.producer, topic);
+        Err(BusError::Unavailable(error))
     }
 
     /// Waits for queued messages to be acknowledged, for at most `timeout`.

@@ -178,6 +178,17 @@ impl Messages for CassandraStore {
         Ok(messages)
     }
 
+    async fn remove(&self, room: RoomId, id: MessageId) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.statements.delete_message,
+                (room.0, self.bucket_of(id), id.as_i64()),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn contains(&self, room: RoomId, id: MessageId) -> Result<bool, StoreError> {
         let rows = self
             .session

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_read_state.cql",
         cql: include_str!("../../../migrations/0005_read_state.cql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_outcomes.cql",
+        cql: include_str!("../../../migrations/0006_outcomes.cql"),
+    },
 ];
 
 /// Splits a CQL file into statements, dropping `--` comment lines.

@@ -6,6 +6,7 @@ mod accounts;
 mod groups;
 mod messages;
 pub mod migrate;
+mod outcomes;
 mod read_state;
 mod rooms;
 
@@ -98,6 +99,7 @@ struct Statements {
     room_by_id: PreparedStatement,
     insert_bucket: PreparedStatement,
     insert_message: PreparedStatement,
+    delete_message: PreparedStatement,
     buckets_all: PreparedStatement,
     buckets_up_to: PreparedStatement,
     buckets_from: PreparedStatement,
@@ -106,6 +108,7 @@ struct Statements {
     messages_after: PreparedStatement,
     groups: groups::Statements,
     read: read_state::Statements,
+    outcomes: outcomes::Statements,
 }
 
 impl Storage {
@@ -205,6 +208,10 @@ impl Statements {
                  (room_id, bucket, {message_columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?,
+            delete_message: prepare(format!(
+                "DELETE FROM {keyspace}.messages_by_room WHERE room_id = ? AND bucket = ? AND id = ?"
+            ))
+            .await?,
             buckets_all: prepare(format!(
                 "SELECT bucket FROM {keyspace}.message_buckets_by_room WHERE room_id = ?"
             ))
@@ -236,6 +243,7 @@ impl Statements {
             .await?,
             groups: groups::Statements::prepare(session, keyspace).await?,
             read: read_state::Statements::prepare(session, keyspace).await?,
+            outcomes: outcomes::Statements::prepare(session, keyspace).await?,
         })
     }
 }
