@@ -8,7 +8,8 @@
 #
 #   bash loadtest/chaos.sh [goose flags...]          default -u 200 -r 50
 #   bash loadtest/chaos.sh ctl kill|start <target>   what the nemesis runs (LOAD_CHAOS_CTL);
-#                                                    target: redis, cassandra, kafka, instance-<n>
+#                                                    target: redis, cassandra, kafka, instance-<n>,
+#                                                    extra-<n> (kill = it joins, start = SIGTERM)
 #
 # Environment: the LOAD_* and LOAD_CHAOS_* variables of loadtest/README.md
 # (LOAD_RATE defaults to 100 msg/s here), plus
@@ -155,7 +156,12 @@ ctl() {
     start:redis | start:cassandra | start:kafka) bash stack/stack.sh start "$target" ;;
     kill:instance-[0-9]*) kill_instance "${target#instance-}" ;;
     start:instance-[0-9]*) start_instance "${target#instance-}" ;;
-    *) log "ctl: unknown '$verb $target' (kill|start redis|cassandra|kafka|instance-<n>)"; exit 2 ;;
+    # The scale nemesis: an extra instance of the deployment (no chatters
+    # on it) joins the consumer group for the fault's length, then leaves
+    # with SIGTERM; each way the group rebalances under load.
+    kill:extra-[0-9]*) start_instance "${target#extra-}" ;;
+    start:extra-[0-9]*) stop_instance "${target#extra-}" ;;
+    *) log "ctl: unknown '$verb $target' (kill|start redis|cassandra|kafka|instance-<n>|extra-<n>)"; exit 2 ;;
   esac
 }
 
@@ -191,8 +197,12 @@ cp "$CHAOS_BIN" "$REPORT_DIR/chat-service"
 export CHAOS_BIN=$REPORT_DIR/chat-service
 
 cleanup() {
-  stop_instance 2
-  stop_instance 1
+  local file
+  for file in "$CHAOS_REPORT_DIR"/instance-*.pid; do
+    [[ -e $file ]] || continue
+    file=${file##*/instance-}
+    stop_instance "${file%.pid}"
+  done
   # A run cut short may leave a backend down: bring the stack back.
   if ! bash stack/stack.sh status >/dev/null 2>&1; then
     log "a backend is down; starting the stack again"
@@ -219,8 +229,9 @@ LOAD_CHAOS=1 \
   LOAD_SERVICE_PID=$(instance_pid 1 || true) \
   "$TARGET/release/loadtest" --host "http://127.0.0.1:$CHAOS_BASE_PORT" "${ARGS[@]}" || status=$?
 
-for n in 1 2; do
-  logfile=$REPORT_DIR/instance-$n.log
+for logfile in "$REPORT_DIR"/instance-*.log; do
+  n=${logfile##*/instance-}
+  n=${n%.log}
   [[ -f $logfile ]] || continue
   plain=$(sed -E 's/\x1b\[[0-9;]*m//g' "$logfile")
   log "instance-$n: $(grep -c ' WARN ' <<<"$plain" || true) warnings, $(grep -c ' ERROR ' <<<"$plain" || true) errors in $logfile; most frequent:"

@@ -26,7 +26,7 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 /// The stop timeout the scaling instances run with.
 const STOP_TIMEOUT: Duration = Duration::from_secs(8);
 /// Join and leave cycles.
-const CYCLES: usize = 3;
+const CYCLES: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_joining_leaving_and_dying_under_traffic_lose_nothing_and_answer_every_message_in_time(

@@ -7,7 +7,7 @@ use anyhow::bail;
 use super::{env_duration, env_value, words};
 
 /// What the nemesis kills when `LOAD_CHAOS_FAULTS` is not set.
-pub const DEFAULT_CHAOS_FAULTS: &str = "redis,cassandra,kafka,instance-2";
+pub const DEFAULT_CHAOS_FAULTS: &str = "redis,cassandra,kafka,instance-2,extra-3";
 /// The command the nemesis runs when `LOAD_CHAOS_CTL` is not set.
 pub const DEFAULT_CHAOS_CTL: &str = "bash loadtest/chaos.sh ctl";
 
