@@ -185,11 +185,14 @@ async fn read(worker: Worker, workers: usize) {
                 }
                 Err(error) => {
                     // Brokers away report an error a second; one line in 30 s says it.
+                    // No pause here: errors wait in the same queue as records and
+                    // rebalances, one for each failed connection attempt, and a
+                    // pause per error once kept a consumer minutes behind (and
+                    // out of its group's rebalances) after a long outage.
                     if last_warning.is_none_or(|at| at.elapsed() > ERROR_LOG_EVERY) {
                         tracing::warn!(cause = %error, "consumer error (repeats are muted for 30 s)");
                         last_warning = Some(Instant::now());
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             },
         }
