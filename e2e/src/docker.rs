@@ -111,6 +111,8 @@ async fn start_containers() -> anyhow::Result<(Containers, Held)> {
     let kafka = Kafka::default()
         .with_jvm_image()
         .with_tag(KAFKA_TAG)
+        // The service's consumer session is 2 s; Kafka's own minimum is 6 s.
+        .with_env_var("KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS", "1000")
         .with_mapped_port(kafka_port, KAFKA_PORT)
         .start();
     let (cassandra, redis, kafka) = tokio::try_join!(cassandra, redis, kafka)?;
