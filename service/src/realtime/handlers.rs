@@ -200,6 +200,7 @@ async fn send_in_order<A: Adapter>(
             room_id = field::Empty,
             message_id = field::Empty,
         );
+        let room = payload.as_ref().ok().and_then(room_hint);
         let sent = send(&state, user, origin.clone(), payload).instrument(span);
         match tokio::time::timeout_at(arrived + ANSWER_WITHIN, sent).await {
             Ok(Ok(accepted)) => respond.ok(&json!({
@@ -210,7 +211,7 @@ async fn send_in_order<A: Adapter>(
             Err(_) => {
                 metrics::counter!("messages_failed_total", "stage" => "answer_deadline")
                     .increment(1);
-                respond.fail(&Failure::new(SocketError::Unavailable, None));
+                respond.fail(&Failure::new(SocketError::Unavailable, room));
             }
         }
     }
