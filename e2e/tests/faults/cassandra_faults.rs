@@ -9,15 +9,13 @@ use e2e::{
 };
 
 use crate::{
-    checker::check,
     client::{open_lanes, LaneInfo, Traffic},
     deployment::{wait_ready, Deployment},
     history::{Clock, FaultLog},
     nemesis::{Broken, Fault},
     one_at_a_time,
     scenario::{
-        add_stored, assert_names, backend_fault_under_traffic, report, Plan, FLOWING, RECOVERY,
-        WARM_UP,
+        assert_names, backend_fault_under_traffic, judge, Plan, FLOWING, RECOVERY, WARM_UP,
     },
 };
 
@@ -43,9 +41,13 @@ async fn when_cassandra_is_killed_under_traffic_every_accepted_message_is_stored
     let mut run = backend_fault_under_traffic(&plan).await;
 
     let history = &mut run.finished.history;
-    add_stored(history, &run.deployment.apis[0], &run.lanes).await;
-    let verdict = check(history);
-    report("cassandra Kill", history, &verdict);
+    let verdict = judge(
+        "cassandra Kill",
+        history,
+        &run.deployment.apis[0],
+        &run.lanes,
+    )
+    .await;
     assert_names(&run.ready_while_broken, "cassandra");
     verdict.assert_clean(false);
     assert!(
@@ -115,8 +117,12 @@ async fn when_cassandra_is_killed_right_after_a_fresh_keyspace_is_created_the_se
 
     let history = &mut finished.history;
     history.faults = log;
-    add_stored(history, &deployment.apis[1], &lanes).await;
-    let verdict = check(history);
-    report("cassandra Kill after a fresh keyspace", history, &verdict);
+    let verdict = judge(
+        "cassandra Kill after a fresh keyspace",
+        history,
+        &deployment.apis[1],
+        &lanes,
+    )
+    .await;
     verdict.assert_clean(false);
 }

@@ -6,12 +6,11 @@
 use std::time::Duration;
 
 use crate::{
-    checker::check,
     client::{open_lanes, LaneInfo, Traffic},
     deployment::{wait_ready, Deployment},
     history::{Clock, FaultLog, Outcome},
     one_at_a_time,
-    scenario::{add_stored, report, FLOWING, RECOVERY, WARM_UP},
+    scenario::{judge, FLOWING, RECOVERY, WARM_UP},
 };
 
 /// Instance A dies; B survives.
@@ -49,9 +48,13 @@ async fn when_one_of_two_instances_dies_mid_burst_the_survivor_keeps_working_and
     let history = &mut finished.history;
     history.faults = log;
     history.crashed_senders.push((0, killed_at));
-    add_stored(history, &deployment.apis[SURVIVOR], &lanes).await;
-    let verdict = check(history);
-    report("instance A SIGKILL", history, &verdict);
+    let verdict = judge(
+        "instance A SIGKILL",
+        history,
+        &deployment.apis[SURVIVOR],
+        &lanes,
+    )
+    .await;
     verdict.assert_clean(true);
     let lost_on_the_survivor = history
         .ops

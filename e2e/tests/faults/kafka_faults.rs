@@ -13,8 +13,7 @@ use crate::{
     nemesis::{Broken, Fault},
     one_at_a_time,
     scenario::{
-        add_stored, assert_names, backend_fault_under_traffic, report, Plan, FLOWING, RECOVERY,
-        WARM_UP,
+        assert_names, backend_fault_under_traffic, judge, report, Plan, FLOWING, RECOVERY, WARM_UP,
     },
 };
 
@@ -125,9 +124,13 @@ async fn a_resend_after_an_ambiguous_chat_503_yields_one_message_delivered_once(
     let history = &mut finished.history;
     history.faults = log;
     infos.push(probe.clone());
-    add_stored(history, &deployment.apis[1], &infos).await;
-    let verdict = check(history);
-    report("kafka Pause, resend after chat_503", history, &verdict);
+    let verdict = judge(
+        "kafka Pause, resend after chat_503",
+        history,
+        &deployment.apis[1],
+        &infos,
+    )
+    .await;
     assert_eq!(first, Outcome::Refused("chat_503".to_owned()));
     verdict.assert_clean(false);
     for watch in history

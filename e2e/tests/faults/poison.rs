@@ -18,12 +18,11 @@ use service::{
 };
 
 use crate::{
-    checker::check,
     client::{open_lanes, Traffic},
     deployment::Deployment,
     history::{Clock, FaultLog, Outcome},
     one_at_a_time,
-    scenario::{add_stored, report, WARM_UP},
+    scenario::{judge, WARM_UP},
 };
 
 /// How many messages are poisoned.
@@ -149,9 +148,13 @@ async fn poisoned(scaling: Scaling) {
 
     let history = &mut finished.history;
     history.faults = log;
-    add_stored(history, &deployment.apis[1], std::slice::from_ref(&lane)).await;
-    let verdict = check(history);
-    report("poison message, DLQ replay", history, &verdict);
+    let verdict = judge(
+        "poison message, DLQ replay",
+        history,
+        &deployment.apis[1],
+        std::slice::from_ref(&lane),
+    )
+    .await;
     for id in &parked {
         assert!(
             dry_run.lines.iter().any(|line| line.contains(id.as_str())),

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 use e2e::{stack::Service, TestServer};
 
 use crate::{
-    checker::check,
     client::{open_lanes, LaneInfo, Traffic},
     deployment::Deployment,
     history::{Clock, FaultLog},
     nemesis::{Broken, Fault},
     one_at_a_time,
-    scenario::{add_stored, report, FLOWING, RECOVERY, WARM_UP},
+    scenario::{judge, FLOWING, RECOVERY, WARM_UP},
 };
 
 /// The contract's bound on an answer.
@@ -74,9 +73,13 @@ async fn instances_joining_leaving_and_dying_under_traffic_lose_nothing_and_answ
 
     let history = &mut finished.history;
     history.faults = log;
-    add_stored(history, &deployment.apis[1], &lanes).await;
-    let verdict = check(history);
-    report("instances join, leave and die", history, &verdict);
+    let verdict = judge(
+        "instances join, leave and die",
+        history,
+        &deployment.apis[1],
+        &lanes,
+    )
+    .await;
     verdict.assert_clean(false);
     let late: Vec<_> = history
         .ops

@@ -152,6 +152,16 @@ pub async fn add_stored(history: &mut History, api: &Api, lanes: &[LaneInfo]) {
     }
 }
 
+/// The verdict on `history`, with each lane's stored history (read
+/// through `api`) as a watcher that must hold every accepted message,
+/// reported under `name`.
+pub async fn judge(name: &str, history: &mut History, api: &Api, lanes: &[LaneInfo]) -> Verdict {
+    add_stored(history, api, lanes).await;
+    let verdict = crate::checker::check(history);
+    report(name, history, &verdict);
+    verdict
+}
+
 /// Prints the schedule, what clients saw while the backend was broken, and
 /// the verdict (shown with `--nocapture`, and for a failing test).
 pub fn report(name: &str, history: &History, verdict: &Verdict) {
