@@ -235,7 +235,7 @@ async fn work(worker: Worker, mut queue: mpsc::Receiver<Leased>) {
                 Err(Pause::Revoked) => break,
                 Err(Pause::Bus(error)) => {
                     tracing::warn!(cause = %error, "cannot forward a failed message; will retry");
-                    if worker.halted(&lease).await.is_err() || !pause_for(pause, &lease).await {
+                    if worker.halted(&lease).is_err() || !pause_for(pause, &lease).await {
                         if *worker.stop.borrow() {
                             return;
                         }
@@ -276,7 +276,7 @@ async fn pause_for(pause: Duration, lease: &Lease) -> bool {
 impl Worker {
     /// `Err` with why the lease's work ends: the service stops, or the
     /// partition moved.
-    async fn halted(&self, lease: &Lease) -> Result<(), Pause> {
+    fn halted(&self, lease: &Lease) -> Result<(), Pause> {
         if *self.stop.borrow() {
             return Err(Pause::Stopping);
         }
@@ -319,13 +319,13 @@ impl Worker {
         if wait_ms > 0 && !pause_for(Duration::from_millis(wait_ms as u64), lease).await {
             return Err(self.ended(lease));
         }
-        self.halted(lease).await?;
+        self.halted(lease)?;
         let error = match self.processor.process(&event, lease.ended()).await {
             Ok(()) | Err(ProcessError::Parked) => return Ok(()),
             Err(ProcessError::Stopping) => return Err(self.ended(lease)),
             Err(ProcessError::Store(error)) => error,
         };
-        self.halted(lease).await?;
+        self.halted(lease)?;
         let reason = error.to_string();
         let topics = self.bus.topics();
         match after_failure(&event, self.backoff) {
@@ -352,7 +352,7 @@ impl Worker {
                     .send(&topics.dlq, &event, Some(&reason))
                     .await
                     .map_err(Pause::Bus)?;
-                self.halted(lease).await?;
+                self.halted(lease)?;
                 self.processor
                     .give_up(&event, lease.ended())
                     .await
