@@ -149,6 +149,11 @@ pub struct KafkaSettings {
     /// instance's rooms wait this long; the brokers must allow it
     /// (`group.min.session.timeout.ms`, 6000 unless set lower).
     pub session_timeout: Duration,
+    /// How often the offsets of processed messages are committed
+    /// (`KAFKA_COMMIT_INTERVAL_MS`, default 1000). A crashed instance's
+    /// partitions are read again from the last commit: what it processed
+    /// since comes back, and the relay keeps it from reaching a socket twice.
+    pub commit_interval: Duration,
 }
 
 /// A configuration value that must never reach a log.
@@ -283,6 +288,9 @@ impl Settings {
                 retry_backoff: Duration::from_millis(parse("KAFKA_RETRY_BACKOFF_MS", "5000")?),
                 session_timeout: Duration::from_millis(
                     parse("KAFKA_SESSION_TIMEOUT_MS", "2000")?.max(100),
+                ),
+                commit_interval: Duration::from_millis(
+                    parse("KAFKA_COMMIT_INTERVAL_MS", "1000")?.max(1),
                 ),
             }),
             None => None,

@@ -1,7 +1,6 @@
 //! Short-lived "first one wins" keys, shared by every instance through Redis
-//! (or kept in this process in the embedded mode). They answer two
-//! questions: "was this `clientMessageId` already accepted?" and "was this
-//! message already delivered?".
+//! (or kept in this process in the embedded mode). They answer "was this
+//! `clientMessageId` already accepted?".
 
 use std::{
     collections::HashMap,

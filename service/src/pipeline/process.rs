@@ -29,9 +29,9 @@
 //!
 //! A message can be processed twice: Kafka re-delivers the tail of a
 //! partition after a restart or a rebalance, and a delivery is tried again
-//! after an outage. The fan-out remembers the messages each instance has
-//! delivered recently and skips repeats (see `realtime::seen`), so no
-//! mark needs to be written per message.
+//! after an outage. The fan-out publishes a message once, as marks in
+//! Redis remember for ten minutes, also across instance restarts (see
+//! `realtime::relay`), so no mark needs to be written to the store.
 
 use std::{
     future::Future,

@@ -120,7 +120,8 @@ pub async fn build(
         .await
         .context("starting the Socket.IO Redis adapter")?;
     let local = Arc::new(LocalDelivery::new(io, catch_ups, seen));
-    let relay = Relay::start(redis.driver, relay_channel, local.clone())
+    let marks = format!("{}delivered:", redis.prefix);
+    let relay = Relay::start(redis.driver, relay_channel, marks, local.clone())
         .await
         .context("subscribing to the relay channel")?;
     Ok(Gateway {

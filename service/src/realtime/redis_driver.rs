@@ -99,6 +99,12 @@ impl HealingDriver {
     pub fn health(&self) -> AdapterHealth {
         self.health.clone()
     }
+
+    /// The connection, for commands other than pub/sub (the relay's
+    /// publish script).
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
 }
 
 /// Hands a pushed pub/sub message to the stream of its channel.

@@ -11,8 +11,9 @@
 //! about 80 MB (an id and its room, in two generations); past 1,600
 //! messages per second that shortens the window.
 //!
-//! An instance that restarts forgets, and that is right: its sockets are
-//! new, and none of them has seen the message.
+//! An instance that restarts forgets; what keeps a re-delivered message
+//! from reaching its new sockets is the relay, which publishes a message
+//! once, as marks in Redis remember (see `relay`).
 //!
 //! Each id is kept with its room, which also answers "is this a stored
 //! message of that room?" for recent messages without a Cassandra read

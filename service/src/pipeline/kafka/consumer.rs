@@ -62,6 +62,7 @@ pub fn spawn(
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let workers = settings.consumer_workers.max(1);
     let session_ms = settings.session_timeout.as_millis();
+    let commit_ms = settings.commit_interval.as_millis();
     let created = bus.topics().created.clone();
     let retry = bus.topics().retry.clone();
     // A fetch of the main topic answers once 16 KB are there or 5 ms have
@@ -97,7 +98,7 @@ pub fn spawn(
         let consumer: StreamConsumer<MemberContext> = config
             .set("group.id", &group)
             .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
+            .set("auto.commit.interval.ms", commit_ms.to_string())
             .set("enable.auto.offset.store", "false")
             // Messages published before this group first joined still count.
             .set("auto.offset.reset", "earliest")
