@@ -80,7 +80,8 @@ image_base() {
         --change 'CMD ["bash"]' - "$BASE" >/dev/null
     method="mmdebstrap minbase bookworm"
   fi
-  printf 'FROM %s\nLABEL %s="%s"\n' "$BASE" "$LABEL" "$method" | docker build -q -t "$BASE" - >/dev/null
+  printf 'FROM %s\nLABEL %s="%s"\n' "$BASE" "$LABEL" "$method" | docker build -q -t "$BASE" - >/dev/null 2>&1 ||
+    die "labelling $BASE failed"
   log "$BASE from $method in $((SECONDS - start))s"
 }
 
