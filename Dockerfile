@@ -77,9 +77,12 @@ ENV HOST=0.0.0.0 \
 USER 10001:10001
 EXPOSE 3000
 
-# /ready is 200 only when every configured backend answers.
+# /ready is 200 only when every configured backend answers. Asked where the
+# service listens: HOST (127.0.0.1 for a wildcard), so it also works on a
+# host network with HOST=127.0.0.2.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-  CMD curl -fsS -o /dev/null "http://127.0.0.1:${PORT}/ready" || exit 1
+  CMD case "${HOST}" in 0.0.0.0|::|"") h=127.0.0.1 ;; *) h="${HOST}" ;; esac; \
+      curl -fsS -o /dev/null "http://${h}:${PORT}/ready" || exit 1
 
 ENTRYPOINT ["chat-service"]
 CMD ["serve"]

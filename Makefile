@@ -62,6 +62,18 @@ stack-status: ## Show the local stack
 stack-logs: ## Tail the local stack's logs
 	$(STACK) logs
 
+# Docker (README, "Docker"): the engine, the images, the compose system.
+.PHONY: docker-engine docker-engine-stop docker-images compose-smoke
+docker-engine: ## Install Docker from apt if missing; start an engine (host network only) unless one answers
+	bash docker/engine.sh start
+docker-engine-stop: ## Stop the engine, if docker-engine started it
+	bash docker/engine.sh stop
+docker-images: web ## Build the chat-service/* images (base, Cassandra, Kafka, Redis, the service); unchanged ones are kept
+	cargo build --release --locked -p service --bin chat-service
+	bash docker/images.sh
+compose-smoke: docker-images ## docker-compose up on the host network, wait until healthy, chat through it, down -v (CHAT_HOST_ADDRESS moves it)
+	bash docker/smoke.sh
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check

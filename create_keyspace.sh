@@ -13,7 +13,7 @@
 # Environment: CASSANDRA_NODE_HOSTS, CASSANDRA_KEYSPACE (default chat_service),
 # CASSANDRA_DATACENTER, CASSANDRA_REPLICATION, CASSANDRA_USERNAME/PASSWORD.
 # With compose, CASSANDRA_KEYSPACE is passed through docker-compose.yml and the
-# hosts are the compose network's (cassandra:9042).
+# hosts are docker-compose.yml's (CHAT_HOST_ADDRESS:CASSANDRA_PORT, 127.0.0.1:9042).
 # chat-service serve applies the schema by itself at start-up, so this is
 # needed only to prepare a keyspace ahead of time.
 set -euo pipefail
