@@ -19,8 +19,8 @@ use crate::docker;
 pub enum Provider {
     /// `stack/stack.sh` processes on this machine.
     Local,
-    /// Containers, with their ids by service name.
-    Docker(Vec<(&'static str, String)>),
+    /// Containers.
+    Docker(Vec<docker::Container>),
 }
 
 /// Addresses of the real backing services. For the local provider the
@@ -86,7 +86,7 @@ impl Stack {
             let (provider, cassandra, (redis_host, redis_port), kafka) = if use_docker {
                 let containers = docker::start().expect("starting the Docker stack");
                 (
-                    Provider::Docker(containers.ids),
+                    Provider::Docker(containers.started),
                     containers.cassandra,
                     containers.redis,
                     containers.kafka,
@@ -207,9 +207,9 @@ impl Verb {
 /// Fault verbs. They block (a restart takes seconds): call them from
 /// `tokio::task::spawn_blocking` where other tasks must keep running.
 ///
-/// On the Docker provider the containers publish fixed host ports (see
-/// [`docker`]), so a killed or stopped container comes back on the ports
-/// the service was configured with.
+/// On the Docker provider the containers listen on the host's network on
+/// ports fixed at their start (see [`docker`]), so a killed or stopped
+/// container comes back where the service was told to look.
 impl Stack {
     /// Stops a service cleanly (SIGTERM, then waits for it to exit).
     pub fn stop(&self, service: Service) {
@@ -254,13 +254,14 @@ impl Stack {
                     service.name()
                 );
             }
-            Provider::Docker(ids) => {
-                let (_, id) = ids
+            Provider::Docker(containers) => {
+                let container = containers
                     .iter()
-                    .find(|(name, _)| *name == service.name())
+                    .find(|container| container.service == service.name())
                     .expect("no such container");
+                let id = container.id.as_str();
                 let done = match verb {
-                    Verb::Start => docker::start_container(id, service.name()),
+                    Verb::Start => docker::start_container(container),
                     Verb::Stop => docker::stop_container(id),
                     Verb::Kill => docker::kill_container(id),
                     Verb::Pause => docker::set_paused(id, true),
