@@ -23,6 +23,7 @@ pub mod browser;
 pub mod chat;
 pub mod docker;
 pub mod engine_io;
+pub mod pipelined;
 pub mod ports;
 pub mod proxy;
 pub mod server;

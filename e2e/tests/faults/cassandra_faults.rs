@@ -36,6 +36,7 @@ async fn when_cassandra_is_killed_under_traffic_every_accepted_message_is_stored
         env: &[("KAFKA_RETRY_BACKOFF_MS", "200")],
         settle: Duration::from_secs(120),
         try_new_socket: false,
+        window: 1,
     };
 
     let mut run = backend_fault_under_traffic(&plan).await;

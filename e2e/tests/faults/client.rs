@@ -13,25 +13,18 @@
 
 use std::{
     collections::HashSet,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use e2e::{
-    chat::{join, text_message},
-    Api, ChatSocket, TestUser,
-};
+use e2e::{chat::join, pipelined::PipelinedSocket, Api, ChatSocket, TestUser};
 use serde_json::Value;
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::history::{Clock, Delivery, History, Op, Outcome, Watch};
-
-/// How long a sender waits for an ack before it calls the message silent.
-/// Well above the service's publish timeout (5 s by default).
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(15);
+use crate::{
+    history::{Clock, Delivery, History, Op, Outcome, Watch},
+    recorder::Recorder,
+};
 
 /// Time between two messages of one paced sender: 10 a second, half the
 /// default per-user rate limit.
@@ -57,6 +50,8 @@ pub struct LaneInfo {
 pub struct Lane {
     /// Names and ids.
     pub info: LaneInfo,
+    /// The author, and the base URL of the instance it sends through.
+    pub author: (TestUser, String),
     /// The author's socket, on the instance it sends from.
     pub sender: ChatSocket,
     /// The peer's sockets, one per instance, joined to the room.
@@ -81,63 +76,12 @@ pub async fn open_lanes(apis: &[Api], senders_on: &[usize]) -> Vec<Lane> {
         }
         lanes.push(Lane {
             info: LaneInfo { index, room, peer },
+            author: (author, api.base().to_owned()),
             sender,
             watchers,
         });
     }
     lanes
-}
-
-/// Sends a lane's messages and records each one's outcome in the history.
-#[derive(Clone)]
-pub struct Recorder {
-    lane: usize,
-    room: String,
-    clock: Clock,
-    ops: Arc<Mutex<Vec<Op>>>,
-    next_seq: Arc<AtomicUsize>,
-}
-
-impl Recorder {
-    /// Sends one `message` with `client_message_id`, waits for its ack (up
-    /// to [`ACK_TIMEOUT`]), records the outcome and returns it.
-    pub async fn send(
-        &self,
-        socket: &mut ChatSocket,
-        client_message_id: &str,
-        text: &str,
-    ) -> Outcome {
-        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-        let payload = text_message(&self.room, text, Some(client_message_id));
-        let sent_at = self.clock.now();
-        let answer = socket
-            .emit_with_ack_within("message", payload, ACK_TIMEOUT)
-            .await;
-        let outcome = match answer {
-            Err(error) => Outcome::ConnectionLost(error),
-            Ok(None) => match socket.transport_error() {
-                Some(error) => Outcome::ConnectionLost(error),
-                None => Outcome::NoAck,
-            },
-            Ok(Some(ack)) if ack["status"] == "accepted" => {
-                Outcome::Accepted(ack["messageId"].as_str().unwrap_or_default().to_owned())
-            }
-            Ok(Some(ack)) => Outcome::Refused(
-                ack["error"]["name"]
-                    .as_str()
-                    .map_or_else(|| format!("malformed ack {ack}"), str::to_owned),
-            ),
-        };
-        self.ops.lock().unwrap().push(Op {
-            lane: self.lane,
-            seq,
-            client_message_id: client_message_id.to_owned(),
-            sent_at,
-            ended_at: self.clock.now(),
-            outcome: outcome.clone(),
-        });
-        outcome
-    }
 }
 
 struct Watcher {
@@ -155,6 +99,7 @@ pub struct Traffic {
     stop_senders: watch::Sender<bool>,
     stop_watchers: watch::Sender<bool>,
     senders: Vec<JoinHandle<ChatSocket>>,
+    pipelined: Vec<JoinHandle<()>>,
     watchers: Vec<Watcher>,
 }
 
@@ -175,6 +120,7 @@ impl Traffic {
             stop_senders: watch::channel(false).0,
             stop_watchers: watch::channel(false).0,
             senders: Vec::new(),
+            pipelined: Vec::new(),
             watchers: Vec::new(),
         }
     }
@@ -198,13 +144,12 @@ impl Traffic {
                 task,
             });
         }
-        let recorder = Recorder {
-            lane: lane.info.index,
-            room: lane.info.room.clone(),
-            clock: self.clock,
-            ops: self.ops.clone(),
-            next_seq: Arc::default(),
-        };
+        let recorder = Recorder::new(
+            lane.info.index,
+            lane.info.room.clone(),
+            self.clock,
+            self.ops.clone(),
+        );
         (lane.info, lane.sender, recorder)
     }
 
@@ -215,6 +160,25 @@ impl Traffic {
         let stop = self.stop_senders.subscribe();
         self.senders
             .push(tokio::spawn(send_paced(socket, recorder, stop)));
+        info
+    }
+
+    /// Watches the lane and sends its messages at [`PACE`] from a socket
+    /// that keeps up to `window` answers outstanding (see
+    /// [`crate::pipelining`]), until [`Traffic::finish`]. The lane's
+    /// sender socket is replaced by that one, which `finish` does not hand
+    /// back.
+    pub async fn run_pipelined(&mut self, lane: Lane, window: usize) -> LaneInfo {
+        let (user, base) = lane.author.clone();
+        let (info, socket, recorder) = self.watch(lane);
+        socket.disconnect().await;
+        let socket = PipelinedSocket::connect(&base, &user.token)
+            .await
+            .expect("a pipelining socket");
+        let stop = self.stop_senders.subscribe();
+        self.pipelined.push(tokio::spawn(crate::pipelining::send(
+            socket, recorder, stop, window,
+        )));
         info
     }
 
@@ -273,6 +237,9 @@ impl Traffic {
         let mut senders = Vec::new();
         for task in self.senders {
             senders.push(task.await.expect("a sender panicked"));
+        }
+        for task in self.pipelined {
+            task.await.expect("a pipelining sender panicked");
         }
         let ops = self.ops.lock().unwrap().clone();
         let must_see_all = |watcher: &Watcher| !dead_instances.contains(&watcher.instance);
@@ -340,8 +307,8 @@ async fn send_paced(
         if *stop.borrow() {
             break;
         }
-        let client_message_id = format!("l{}-{seq}-{}", recorder.lane, &run[..8]);
-        let text = format!("lane {} message {seq}", recorder.lane);
+        let client_message_id = format!("l{}-{seq}-{}", recorder.lane(), &run[..8]);
+        let text = format!("lane {} message {seq}", recorder.lane());
         let outcome = recorder.send(&mut socket, &client_message_id, &text).await;
         if matches!(outcome, Outcome::ConnectionLost(_)) {
             break;

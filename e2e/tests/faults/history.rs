@@ -22,6 +22,11 @@ impl Clock {
     pub fn now(self) -> Duration {
         self.0.elapsed()
     }
+
+    /// `instant` on this clock.
+    pub fn at(self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.0)
+    }
 }
 
 /// How a `message` a client sent ended.

@@ -25,6 +25,8 @@ mod client;
 mod deployment;
 mod history;
 mod nemesis;
+mod pipelining;
+mod recorder;
 mod scenario;
 
 mod cassandra_faults;

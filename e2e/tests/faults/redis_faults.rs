@@ -29,6 +29,7 @@ async fn redis_away_under_traffic(fault: Fault) {
         env: &[],
         settle: Duration::from_secs(60),
         try_new_socket: true,
+        window: 1,
     };
 
     let run = backend_fault_under_traffic(&plan).await;

@@ -1,8 +1,10 @@
 //! Instances come and go under traffic, as they do in a rolling update,
 //! an autoscaler's decisions or a crash: the consumer group rebalances
 //! each time, and the partitions a leaving member held move while their
-//! rooms have messages queued. The sockets connected before (on the two
-//! instances that stay) get every accepted message once and in order,
+//! rooms have messages queued. Ten senders pipeline 100 messages a second
+//! between them (up to eight answers outstanding each). The sockets
+//! connected before (on the two instances that stay) get every accepted
+//! message once and in order,
 //! every message is answered within the contract's 2 s, and an instance
 //! stopped with SIGTERM exits by itself within its stop timeout, even with
 //! every backend frozen.
@@ -26,6 +28,10 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 const STOP_TIMEOUT: Duration = Duration::from_secs(8);
 /// Join and leave cycles.
 const CYCLES: usize = 5;
+/// Lanes of traffic, each sending 10 messages a second: 100 a second.
+const LANES: usize = 10;
+/// Answers each sender may have outstanding.
+const WINDOW: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_joining_leaving_and_dying_under_traffic_lose_nothing_and_answer_every_message_in_time(
@@ -38,12 +44,18 @@ async fn instances_joining_leaving_and_dying_under_traffic_lose_nothing_and_answ
     let env = [("STOP_TIMEOUT_SECONDS", stop_timeout.as_str())];
     // No wait for settled groups: the test is the rebalances.
     let mut deployment = Deployment::spawn_unsettled(&env).await;
-    let lanes = open_lanes(&deployment.apis, &[0, 1]).await;
+    // Half the lanes send through each instance that stays.
+    let senders_on: Vec<usize> = (0..LANES).map(|lane| lane % 2).collect();
+    let lanes = open_lanes(&deployment.apis, &senders_on).await;
     let clock = Clock::start();
     let mut log = FaultLog::default();
     let mut traffic = Traffic::new(clock);
-    let lanes: Vec<LaneInfo> = lanes.into_iter().map(|lane| traffic.run(lane)).collect();
-    let all = [0, 1];
+    let mut infos: Vec<LaneInfo> = Vec::new();
+    for lane in lanes {
+        infos.push(traffic.run_pipelined(lane, WINDOW).await);
+    }
+    let lanes = infos;
+    let all: Vec<usize> = (0..LANES).collect();
     traffic
         .wait_accepted(&all, FLOWING, Duration::ZERO, WARM_UP)
         .await;

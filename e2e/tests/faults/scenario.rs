@@ -41,6 +41,10 @@ pub struct Plan {
     /// Whether to open a new socket while the backend is broken, and again
     /// once it is healed (see [`Run::new_sockets`]).
     pub try_new_socket: bool,
+    /// Answers a sender may have outstanding: 1 waits for each ack; more
+    /// pipelines (see [`crate::pipelining`]; such senders are not handed
+    /// back in [`Finished::senders`]).
+    pub window: usize,
 }
 
 /// What a run leaves for the scenario's own checks.
@@ -69,7 +73,14 @@ pub async fn backend_fault_under_traffic(plan: &Plan) -> Run {
     let clock = Clock::start();
     let mut log = FaultLog::default();
     let mut traffic = Traffic::new(clock);
-    let lanes: Vec<LaneInfo> = lanes.into_iter().map(|lane| traffic.run(lane)).collect();
+    let mut infos: Vec<LaneInfo> = Vec::new();
+    for lane in lanes {
+        infos.push(match plan.window {
+            0 | 1 => traffic.run(lane),
+            window => traffic.run_pipelined(lane, window).await,
+        });
+    }
+    let lanes = infos;
     let all: Vec<usize> = lanes.iter().map(|lane| lane.index).collect();
     traffic
         .wait_accepted(&all, FLOWING, Duration::ZERO, WARM_UP)
