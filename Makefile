@@ -68,10 +68,18 @@ docker-engine: ## Install Docker from apt if missing; start an engine (host netw
 	bash docker/engine.sh start
 docker-engine-stop: ## Stop the engine, if docker-engine started it
 	bash docker/engine.sh stop
+# SERVICE_PROFILE=debug packages the debug build instead (CI: the one its
+# tests built, which saves a cold release build).
+SERVICE_PROFILE ?= release
 docker-images: web ## Build the chat-service/* images (base, Cassandra, Kafka, Redis, the service); unchanged ones are kept
-	cargo build --release --locked -p service --bin chat-service
-	bash docker/images.sh
+	$(if $(filter debug,$(SERVICE_PROFILE)),cargo build --workspace --bins,cargo build --profile $(SERVICE_PROFILE) --locked -p service --bin chat-service)
+	SERVICE_PROFILE=$(SERVICE_PROFILE) bash docker/images.sh
 compose-smoke: docker-images ## docker-compose up on the host network, wait until healthy, chat through it, down -v (CHAT_HOST_ADDRESS moves it)
+	bash docker/smoke.sh
+.PHONY: test-docker
+test-docker: docker-engine browser ## The e2e suite and the fault tests on containers (testcontainers, E2E_STACK=docker), then the compose smoke test
+	$(MAKE) docker-images SERVICE_PROFILE=debug
+	E2E_STACK=docker cargo test --workspace --no-fail-fast --test e2e --test faults
 	bash docker/smoke.sh
 
 .PHONY: lint

@@ -10,9 +10,11 @@
 #   chat-service/kafka:4.4.0      docker/kafka (jars from Maven Central)
 #   chat-service/redis:7          docker/redis (Debian's redis-server)
 #   chat-service/chat-service:$CHAT_SERVICE_TAG (local)
-#                                 docker/service: the release binary in
+#                                 docker/service: the binary of cargo
+#                                 profile $SERVICE_PROFILE (release) in
 #                                 $CARGO_TARGET_DIR (target) and web/dist,
-#                                 built beforehand (`make docker-images` does)
+#                                 built beforehand (`make docker-images` does;
+#                                 CI packages the debug build its tests made)
 #
 # Builds use the host's network (no bridge needed). REBUILD=1 builds even
 # when the label matches. Prints how long each image took.
@@ -22,6 +24,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
 CHAT_SERVICE_TAG=${CHAT_SERVICE_TAG:-local}
+SERVICE_PROFILE=${SERVICE_PROFILE:-release}
 REBUILD=${REBUILD:-0}
 BASE=chat-service/base:bookworm
 LABEL=chat-service.inputs
@@ -104,8 +107,8 @@ image_redis() {
 }
 
 image_service() {
-  local binary=$TARGET_DIR/release/chat-service context=$TARGET_DIR/docker/service
-  [[ -x $binary ]] || die "$binary is missing: cargo build --release --locked -p service --bin chat-service"
+  local binary=$TARGET_DIR/$SERVICE_PROFILE/chat-service context=$TARGET_DIR/docker/service
+  [[ -x $binary ]] || die "$binary is missing: cargo build --profile ${SERVICE_PROFILE/debug/dev} --locked -p service --bin chat-service"
   [[ -f web/dist/index.html ]] || die "web/dist is missing: make web"
   rm -rf "$context"
   mkdir -p "$context"

@@ -121,7 +121,10 @@ async fn start_containers() -> anyhow::Result<(Containers, Held)> {
         .with_env_var("CASSANDRA_LISTEN_ADDRESS", HOST)
         .with_env_var("CASSANDRA_RPC_ADDRESS", HOST)
         .with_env_var("CASSANDRA_SEEDS", format!("{HOST}:{storage_port}"))
-        .with_env_var("CASSANDRA_NATIVE_TRANSPORT_PORT", cassandra_port.to_string())
+        .with_env_var(
+            "CASSANDRA_NATIVE_TRANSPORT_PORT",
+            cassandra_port.to_string(),
+        )
         .with_env_var("CASSANDRA_STORAGE_PORT", storage_port.to_string())
         .with_env_var("CASSANDRA_JMX_PORT", "0")
         .with_env_var("MAX_HEAP_SIZE", "1G")
@@ -166,7 +169,10 @@ async fn start_containers() -> anyhow::Result<(Containers, Held)> {
             "KAFKA_LISTENERS",
             format!("PLAINTEXT://{broker},CONTROLLER://{controller}"),
         )
-        .with_env_var("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://{broker}"))
+        .with_env_var(
+            "KAFKA_ADVERTISED_LISTENERS",
+            format!("PLAINTEXT://{broker}"),
+        )
         .with_env_var(
             "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
             "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -176,7 +182,10 @@ async fn start_containers() -> anyhow::Result<(Containers, Held)> {
         .with_env_var("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
         .with_env_var("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
         .with_env_var("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
-        .with_env_var("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env_var(
+            "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
+            "1",
+        )
         .with_env_var("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "1")
         .with_env_var("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
         // The service's consumer session is 2 s; Kafka's own minimum is 6 s.
