@@ -50,7 +50,7 @@ finish() {
 
 # The test binary first, so its build is not counted as start-up.
 log "building the smoke test"
-cargo test --locked -p e2e --test smoke --no-run >&2
+cargo test --locked --workspace --test smoke --no-run >&2
 timed "build the smoke test"
 
 trap finish EXIT
@@ -83,7 +83,7 @@ timed "then all healthy"
 timings+=("$(printf '%-28s %4ss' "up to all healthy" "$((SECONDS - up_started))")")
 
 log "smoke test against $URL"
-E2E_TARGET_URL=$URL cargo test --locked -p e2e --test smoke -- --nocapture >&2
+E2E_TARGET_URL=$URL cargo test --locked --workspace --test smoke -- --nocapture >&2
 timed "smoke test"
 
 log "memory once idle (10 s after the test)"
