@@ -53,14 +53,19 @@ export class OpenRoom {
     return added;
   }
 
-  /** The message to mark read when others wrote past this user's marker: the newest. */
+  /**
+   * The message to mark read when others wrote past this user's marker:
+   * their newest. Not this user's own newer one: an own message is shown
+   * once accepted, before it is stored, and the service refuses a marker
+   * on a message it has not stored (`chat_404`).
+   */
   unreadFromOthers() {
     let theirs = null;
     for (const [id, message] of this.messages) {
       if (message.authorId !== this.me.id && (!theirs || compareIds(id, theirs) > 0)) theirs = id;
     }
     const mine = this.markers.get(this.me.id);
-    return !theirs || (mine && compareIds(mine, theirs) >= 0) ? null : this.newest;
+    return !theirs || (mine && compareIds(mine, theirs) >= 0) ? null : theirs;
   }
 
   markRead(userId, messageId) {
