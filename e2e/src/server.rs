@@ -140,6 +140,21 @@ impl TestServer {
         &self.env
     }
 
+    /// The value of metric `name` (a series without labels) on its
+    /// `/metrics`; 0 while the service has not reported it.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.url()))
+            .await
+            .expect("metrics request")
+            .text()
+            .await
+            .expect("metrics body");
+        let prefix = format!("{name} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .map_or(0.0, |value| value.trim().parse().expect("a metric value"))
+    }
+
     /// The log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

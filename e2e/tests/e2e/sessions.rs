@@ -275,17 +275,7 @@ fn is_accepted(outcome: &Result<Option<Value>, String>) -> bool {
 
 /// The `sockets_connected` gauge of one instance.
 async fn connected_sockets(server: &TestServer) -> i64 {
-    let text = reqwest::get(format!("{}/metrics", server.url()))
-        .await
-        .expect("metrics request")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .find_map(|line| line.strip_prefix("sockets_connected "))
-        .map_or(0, |value| {
-            value.trim().parse::<f64>().expect("gauge value") as i64
-        })
+    server.metric("sockets_connected").await as i64
 }
 
 /// Waits [`SESSION_END_WITHIN`] for the instance to count `expected` open

@@ -144,14 +144,5 @@ async fn a_message_read_again_after_a_crash_does_not_reach_the_restarted_instanc
 
 /// The instance's count of deliveries it skipped as published before.
 async fn repeats(server: &TestServer) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", server.url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|line| line.strip_prefix("deliveries_repeated_total "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
+    server.metric("deliveries_repeated_total").await as u64
 }
