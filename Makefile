@@ -135,5 +135,5 @@ capacity: ## Step the send rate up on the local stack until the service falls be
 	LOAD_CAPACITY=1 bash loadtest/run-stack.sh -u $(CAPACITY_USERS) -r $(LOAD_INCREASE_RATE) $(LOAD_ARGS)
 
 .PHONY: chaos
-chaos: ## Load two instances while each backend, then one instance, is SIGKILLed and restarted, then a third joins and leaves (~6 min); exits 2 on any lost or silent message
+chaos: ## Load two instances while each backend, then one instance, is SIGKILLed and restarted, and a third joins and leaves all along (~6 min); exits 2 on any lost or silent message
 	bash loadtest/chaos.sh $(LOAD_ARGS)

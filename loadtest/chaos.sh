@@ -2,14 +2,17 @@
 # Chaos run (issue 9): two release instances of one deployment on the local
 # stack, the load tool's chatters spread over both (partners on different
 # instances), and the load tool's nemesis killing each backend in turn with
-# SIGKILL, then one instance, and starting each again. The load tool then
+# SIGKILL, then one instance, and starting each again, while a third
+# instance joins and leaves (SIGTERM, then SIGKILL) all along. The load tool then
 # prints, per fault, what became of every message, and exits 2 when any was
 # lost or went silent. See loadtest/README.md, "Chaos mode".
 #
 #   bash loadtest/chaos.sh [goose flags...]          default -u 200 -r 50
 #   bash loadtest/chaos.sh ctl kill|start <target>   what the nemesis runs (LOAD_CHAOS_CTL);
-#                                                    target: redis, cassandra, kafka, instance-<n>,
-#                                                    extra-<n> (kill = it joins, start = SIGTERM)
+#                                                    target: redis, cassandra, kafka, instance-<n>
+#   bash loadtest/chaos.sh ctl join|leave|crash extra-<n>
+#                                                    the scale nemesis: an instance without chatters
+#                                                    joins, leaves (SIGTERM) or crashes (SIGKILL)
 #
 # Environment: the LOAD_* and LOAD_CHAOS_* variables of loadtest/README.md
 # (LOAD_RATE defaults to 100 msg/s here), plus
@@ -157,11 +160,13 @@ ctl() {
     kill:instance-[0-9]*) kill_instance "${target#instance-}" ;;
     start:instance-[0-9]*) start_instance "${target#instance-}" ;;
     # The scale nemesis: an extra instance of the deployment (no chatters
-    # on it) joins the consumer group for the fault's length, then leaves
-    # with SIGTERM; each way the group rebalances under load.
-    kill:extra-[0-9]*) start_instance "${target#extra-}" ;;
-    start:extra-[0-9]*) stop_instance "${target#extra-}" ;;
-    *) log "ctl: unknown '$verb $target' (kill|start redis|cassandra|kafka|instance-<n>|extra-<n>)"; exit 2 ;;
+    # on it) joins the consumer groups, then leaves with SIGTERM or crashes
+    # with SIGKILL; each way the groups rebalance under load. As a fault in
+    # the schedule (LOAD_CHAOS_FAULTS), `kill` is its join, `start` its leave.
+    join:extra-[0-9]* | kill:extra-[0-9]*) start_instance "${target#extra-}" ;;
+    leave:extra-[0-9]* | start:extra-[0-9]*) stop_instance "${target#extra-}" ;;
+    crash:extra-[0-9]*) kill_instance "${target#extra-}" ;;
+    *) log "ctl: unknown '$verb $target' (kill|start redis|cassandra|kafka|instance-<n>; join|leave|crash extra-<n>)"; exit 2 ;;
   esac
 }
 

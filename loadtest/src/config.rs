@@ -20,7 +20,7 @@ pub mod reconnect;
 pub mod room_size;
 
 pub use capacity::CapacitySettings;
-pub use chaos::ChaosSettings;
+pub use chaos::{ChaosSettings, ScaleSettings};
 pub use command_line::OwnFlags;
 
 use crate::{coord::Rooms, plan::RatePlan};

@@ -233,6 +233,9 @@ pub struct FaultWindow {
     pub ended_us: u64,
     /// What went wrong with the fault itself (a command that failed).
     pub failure: Option<String>,
+    /// A scale event (an instance joining or leaving) that ran alongside
+    /// the backend faults rather than in turn with them.
+    pub concurrent: bool,
 }
 
 impl FaultWindow {
@@ -308,6 +311,7 @@ mod tests {
             ready_us: None,
             ended_us: 300,
             failure: None,
+            concurrent: false,
         };
         assert!(!window.contains(99));
         assert!(window.contains(100));

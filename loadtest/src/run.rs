@@ -93,7 +93,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     if chaos_mode {
         let verdict = chaos::finish(&run).await?;
         println!("reports: {}", report_dir.display());
-        return Ok(if verdict.total.lost > 0 || verdict.total.silent > 0 {
+        let total = &verdict.total;
+        return Ok(if total.lost + total.silent + total.double_outcomes > 0 {
             ExitCode::from(EXIT_LOST)
         } else if !verdict.ok {
             ExitCode::from(EXIT_PROBLEMS)

@@ -83,8 +83,11 @@ pub struct Failure {
 /// The verdict: a row per fault, one for "no fault", the total.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    /// One row per fault, in schedule order, then [`NO_FAULT`].
+    /// One row per backend fault, in schedule order, then [`NO_FAULT`].
     pub rows: Vec<Row>,
+    /// One row per kind of scale event, alongside the faults: their
+    /// messages are in `rows` too, and in the total once.
+    pub scale_rows: Vec<Row>,
     /// Everything.
     pub total: Row,
     /// No message lost, none silent, every fault carried out.
@@ -99,9 +102,17 @@ pub struct Verdict {
 }
 
 /// Reads the history and gives the verdict.
+///
+/// A message counts in the row of the backend fault whose window holds its
+/// emission, else in [`NO_FAULT`]; the total adds up those rows, so each
+/// message once. Scale events ran alongside the backend faults: each kind
+/// of them (`join extra-3`, `crash extra-3`, ...) has a row of its own
+/// that counts the messages emitted in any of its windows again, outside
+/// the total.
 pub fn check(observed: &Observed<'_>) -> Verdict {
-    let mut rows: Vec<Row> = observed
-        .windows
+    let (scale, faults): (Vec<&FaultWindow>, Vec<&FaultWindow>) =
+        observed.windows.iter().partition(|w| w.concurrent);
+    let mut rows: Vec<Row> = faults
         .iter()
         .map(|window| Row {
             from_s: Some(seconds(window.started_us, observed.start_us)),
@@ -111,6 +122,12 @@ pub fn check(observed: &Observed<'_>) -> Verdict {
         .collect();
     rows.push(Row::named(NO_FAULT));
     let no_fault = rows.len() - 1;
+    let mut scale_rows: Vec<Row> = Vec::new();
+    for window in &scale {
+        if !scale_rows.iter().any(|row| row.fault == window.target) {
+            scale_rows.push(Row::named(&window.target));
+        }
+    }
     let mut failures = Vec::new();
     for (author, stream) in observed.streams.iter().enumerate() {
         let stored_room = observed.stored.get(author).and_then(Option::as_ref);
@@ -120,13 +137,20 @@ pub fn check(observed: &Observed<'_>) -> Verdict {
             let Some(status) = classify(send, receptions, stored) else {
                 continue;
             };
-            let row = observed
-                .windows
+            let row = faults
                 .iter()
                 .position(|window| window.contains(send.emitted_us))
                 .unwrap_or(no_fault);
             let stored = stored.unwrap_or_default();
             rows[row].count(send, receptions, stored, &status);
+            for scale_row in &mut scale_rows {
+                let during = scale
+                    .iter()
+                    .any(|w| w.target == scale_row.fault && w.contains(send.emitted_us));
+                if during {
+                    scale_row.count(send, receptions, stored, &status);
+                }
+            }
             let failed = match status {
                 Status::Lost { .. } => Some("lost"),
                 Status::Silent => Some("silent"),
@@ -153,6 +177,9 @@ pub fn check(observed: &Observed<'_>) -> Verdict {
         row.finish();
     }
     total.finish();
+    for row in &mut scale_rows {
+        row.finish();
+    }
 
     let mut problems = Vec::new();
     if total.lost > 0 {
@@ -165,6 +192,12 @@ pub fn check(observed: &Observed<'_>) -> Verdict {
         problems.push(format!(
             "{} messages SILENT: no ack, no error, never delivered, not stored",
             total.silent
+        ));
+    }
+    if total.double_outcomes > 0 {
+        problems.push(format!(
+            "{} messages with TWO OUTCOMES: chat_500 after accepted, yet delivered or stored",
+            total.double_outcomes
         ));
     }
     for window in observed.windows {
@@ -191,6 +224,7 @@ pub fn check(observed: &Observed<'_>) -> Verdict {
     Verdict {
         ok: problems.is_empty(),
         rows,
+        scale_rows,
         total,
         problems,
         notes,
@@ -205,7 +239,7 @@ fn seconds(at_us: u64, start_us: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::{
-        script::{row, window, Script},
+        script::{row, scale, window, Script},
         *,
     };
     use crate::history::{Path, UnknownCause};
@@ -228,6 +262,57 @@ mod tests {
         assert_eq!(verdict.total.sent, 6);
         assert_eq!(row(&verdict, "redis").from_s, Some(10.0));
         assert!(verdict.ok, "{:?}", verdict.problems);
+    }
+
+    #[test]
+    fn a_scale_event_counts_its_messages_again_outside_the_total() {
+        let mut script = Script::default();
+        for at_s in [5, 12, 15, 25, 32] {
+            let seq = script.accepted(at_s);
+            script.deliver(seq, at_s + 1, Path::Live);
+        }
+        let verdict = script.check(&[
+            window("kafka", 10, 20),
+            scale("join extra-3", 14, 26),
+            scale("join extra-3", 30, 40),
+            scale("crash extra-3", 0, 6),
+        ]);
+        assert_eq!(row(&verdict, "kafka").sent, 2, "12 and 15");
+        assert_eq!(row(&verdict, NO_FAULT).sent, 3, "5, 25 and 32");
+        assert_eq!(row(&verdict, "join extra-3").sent, 3, "15, 25 and 32");
+        assert_eq!(row(&verdict, "crash extra-3").sent, 1, "5");
+        assert_eq!(verdict.total.sent, 5, "each message once");
+        assert_eq!(
+            verdict.scale_rows.len(),
+            2,
+            "one row per kind of scale event"
+        );
+        assert!(verdict.ok, "{:?}", verdict.problems);
+    }
+
+    #[test]
+    fn a_parked_message_that_was_delivered_has_two_outcomes_and_fails_the_run() {
+        let mut script = Script::default();
+        let seq = script.accepted(12);
+        assert!(script.stream.later_error(&format!("id{seq}"), "chat_500"));
+        script.deliver(seq, 13, Path::Live);
+        let parked_but_stored = script.accepted(14);
+        script
+            .stream
+            .later_error(&format!("id{parked_but_stored}"), "chat_500");
+        script.store(parked_but_stored);
+        let parked = script.accepted(15);
+        script
+            .stream
+            .later_error(&format!("id{parked}"), "chat_500");
+        let verdict = script.check(&[window("kafka", 10, 20)]);
+        assert_eq!(row(&verdict, "kafka").double_outcomes, 2);
+        assert!(!verdict.ok);
+        assert!(
+            verdict.problems.iter().any(|p| p.contains("TWO OUTCOMES")),
+            "{:?}",
+            verdict.problems
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod checker;
 pub mod nemesis;
 pub mod recovery;
 pub mod report;
+pub mod scale;
 
 use std::{collections::BTreeMap, time::Duration};
 

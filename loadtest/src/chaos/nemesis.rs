@@ -7,6 +7,10 @@
 //! chatters did meanwhile is the history's business, and what it means is
 //! the checker's. After the last fault the chatters send for a calm tail,
 //! then stop.
+//!
+//! Alongside that schedule, not in turn with it, the scale nemesis
+//! ([`super::scale`]) adds and removes service instances, as autoscaling
+//! and rolling updates do whatever the backends are going through.
 
 use std::{
     fs::{File, OpenOptions},
@@ -40,6 +44,35 @@ pub async fn run(run: Arc<RunState>) {
         append(&log_path, &format!("==== +{at:.1}s {text}\n"));
     };
     sleep_until(start + settings.warmup).await;
+    let (done, schedule_done) = tokio::sync::watch::channel(false);
+    let scaling = async {
+        if let Some(scale) = &settings.scale {
+            super::scale::run(chaos, &settings, scale, schedule_done, &say, &log_path).await;
+        }
+    };
+    let schedule = async {
+        faults(&run, &settings, cap, &say, &log_path).await;
+        let _ = done.send(true);
+    };
+    tokio::join!(schedule, scaling);
+    say(format!(
+        "schedule done; sending for {:?} more",
+        settings.tail
+    ));
+    run.end_sending_at(Instant::now() + settings.tail);
+}
+
+/// Each backend fault in turn, until the last or one that did not come back.
+async fn faults(
+    run: &RunState,
+    settings: &ChaosSettings,
+    cap: Instant,
+    say: &impl Fn(String),
+    log_path: &Path,
+) {
+    let Some(chaos) = run.chaos.as_ref() else {
+        return;
+    };
     for target in &settings.faults {
         if Instant::now() + settings.down + settings.settle >= cap {
             say(format!(
@@ -47,7 +80,7 @@ pub async fn run(run: Arc<RunState>) {
             ));
             break;
         }
-        let window = fault(&run, &settings, target, &say, &log_path).await;
+        let window = fault(run, settings, target, say, log_path).await;
         let broken = window.up_us.is_none();
         lock(&chaos.windows).push(window);
         if broken {
@@ -57,11 +90,6 @@ pub async fn run(run: Arc<RunState>) {
             break;
         }
     }
-    say(format!(
-        "schedule done; sending for {:?} more",
-        settings.tail
-    ));
-    run.end_sending_at(Instant::now() + settings.tail);
 }
 
 async fn fault(
@@ -126,11 +154,12 @@ async fn fault(
         ready_us,
         ended_us: clock::now_micros(),
         failure,
+        concurrent: false,
     }
 }
 
 /// Runs `<ctl> <verb> <target>`, its output appended to the nemesis log.
-async fn command(
+pub(super) async fn command(
     settings: &ChaosSettings,
     verb: &str,
     target: &str,

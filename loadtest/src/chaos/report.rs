@@ -27,6 +27,8 @@ pub struct Timeline {
     pub end_s: f64,
     /// What went wrong with the fault itself.
     pub failure: Option<String>,
+    /// A scale event, alongside the faults.
+    pub concurrent: bool,
 }
 
 /// How the clients coped.
@@ -83,7 +85,7 @@ impl ChaosReport {
     ) -> Self {
         let settings = &run.settings;
         let s = |at_us: u64| (at_us as f64 - start_us as f64) / 1e6;
-        let faults = windows
+        let mut faults: Vec<Timeline> = windows
             .iter()
             .map(|w| Timeline {
                 target: w.target.clone(),
@@ -94,8 +96,10 @@ impl ChaosReport {
                 ready_s: w.ready_us.map(s),
                 end_s: s(w.ended_us),
                 failure: w.failure.clone(),
+                concurrent: w.concurrent,
             })
             .collect();
+        faults.sort_by(|a, b| a.kill_s.total_cmp(&b.kill_s));
         let counters = run.counters.snapshot();
         let get = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::SeqCst);
         let clients = match run.chaos.as_ref() {
@@ -149,7 +153,7 @@ pub fn write(dir: &Path, report: &ChaosReport) -> anyhow::Result<()> {
 /// The report as a table for a terminal.
 pub fn render(report: &ChaosReport) -> String {
     let mut out = String::new();
-    let rule = "=".repeat(136);
+    let rule = "=".repeat(141);
     let _ = writeln!(out, "{rule}");
     let _ = writeln!(
         out,
@@ -168,9 +172,26 @@ pub fn render(report: &ChaosReport) -> String {
     );
     let at = |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"));
     for fault in &report.faults {
+        let failed = fault
+            .failure
+            .as_ref()
+            .map_or_else(String::new, |f| format!("  FAILED: {f}"));
+        if fault.concurrent {
+            let done = fault.killed_s.or(fault.up_s);
+            let _ = writeln!(
+                out,
+                "  {:<14} at   {:>6.1}  done {:>6}{:>47}{:>6.1}{failed}",
+                fault.target,
+                fault.kill_s,
+                at(done),
+                "window end ",
+                fault.end_s,
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
-            "  {:<12} kill {:>6.1}  dead {:>6}  restart {:>6}  up {:>6}  all ready {:>6}  window end {:>6.1}{}",
+            "  {:<14} kill {:>6.1}  dead {:>6}  restart {:>6}  up {:>6}  all ready {:>6}  window end {:>6.1}{failed}",
             fault.target,
             fault.kill_s,
             at(fault.killed_s),
@@ -178,16 +199,12 @@ pub fn render(report: &ChaosReport) -> String {
             at(fault.up_s),
             at(fault.ready_s),
             fault.end_s,
-            fault
-                .failure
-                .as_ref()
-                .map_or_else(String::new, |f| format!("  FAILED: {f}"))
         );
     }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<12}{:>12}{:>7}{:>7}{:>7}{:>6}{:>9}{:>7}{:>7}{:>9}{:>13}{:>8}{:>5}{:>9}{:>9}{:>9}",
+        "{:<14}{:>12}{:>7}{:>7}{:>7}{:>6}{:>9}{:>7}{:>7}{:>9}{:>13}{:>8}{:>5}{:>5}{:>9}{:>9}{:>9}",
         "fault",
         "window (s)",
         "sent",
@@ -201,6 +218,7 @@ pub fn render(report: &ChaosReport) -> String {
         "LOST/st",
         "SILENT",
         "dup",
+        "2x",
         "p50 ms",
         "p99 ms",
         "max ms"
@@ -209,12 +227,26 @@ pub fn render(report: &ChaosReport) -> String {
     for row in verdict.rows.iter().chain(std::iter::once(&verdict.total)) {
         let _ = writeln!(out, "{}", line(row));
     }
+    if !verdict.scale_rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "alongside (the messages sent while instances joined or left; counted above too):"
+        );
+        for row in &verdict.scale_rows {
+            let _ = writeln!(out, "{}", line(row));
+        }
+    }
     let _ = writeln!(out);
-    for row in verdict.rows.iter().chain(std::iter::once(&verdict.total)) {
+    let all_rows = verdict
+        .rows
+        .iter()
+        .chain(std::iter::once(&verdict.total))
+        .chain(&verdict.scale_rows);
+    for row in all_rows {
         if !row.refused.is_empty() || !row.ack_errors.is_empty() {
             let _ = writeln!(
                 out,
-                "  {:<12} ack errors: {}; refused (not delivered): {}",
+                "  {:<14} ack errors: {}; refused (not delivered): {}",
                 row.fault,
                 names(&row.ack_errors),
                 names(&row.refused)
@@ -235,13 +267,13 @@ pub fn render(report: &ChaosReport) -> String {
     let _ = writeln!(
         out,
         "         LOST/st = taken, never delivered / of those in the room's history; SILENT = no answer, not delivered, not stored; \
-         delays from the scheduled send"
+         2x = chat_500 yet delivered or stored; delays from the scheduled send"
     );
     let _ = writeln!(out, "{rule}");
     if verdict.ok {
         let _ = writeln!(
             out,
-            "OK: no message lost, none silent: every message was delivered or answered with an error."
+            "OK: no message lost, none silent, none with two outcomes: every message was delivered or answered with an error."
         );
     }
     for problem in &verdict.problems {
@@ -261,7 +293,7 @@ fn line(row: &Row) -> String {
     };
     let err: u64 = row.ack_errors.values().sum();
     format!(
-        "{:<12}{:>12}{:>7}{:>7}{:>7}{:>6}{:>9}{:>7}{:>7}{:>9}{:>13}{:>8}{:>5}{:>9.0}{:>9.0}{:>9.0}",
+        "{:<14}{:>12}{:>7}{:>7}{:>7}{:>6}{:>9}{:>7}{:>7}{:>9}{:>13}{:>8}{:>5}{:>5}{:>9.0}{:>9.0}{:>9.0}",
         row.fault,
         window,
         row.sent,
@@ -275,6 +307,7 @@ fn line(row: &Row) -> String {
         format!("{}/{}", row.lost, row.lost_stored),
         row.silent,
         row.duplicates,
+        row.double_outcomes,
         row.delay.p50_ms,
         row.delay.p99_ms,
         row.delay.max_ms

@@ -7,7 +7,10 @@ use anyhow::bail;
 use super::{env_duration, env_value, words};
 
 /// What the nemesis kills when `LOAD_CHAOS_FAULTS` is not set.
-pub const DEFAULT_CHAOS_FAULTS: &str = "redis,cassandra,kafka,instance-2,extra-3";
+pub const DEFAULT_CHAOS_FAULTS: &str = "redis,cassandra,kafka,instance-2";
+/// The instances the scale nemesis adds and removes when
+/// `LOAD_CHAOS_SCALE` is not set.
+pub const DEFAULT_CHAOS_SCALE: &str = "extra-3";
 /// The command the nemesis runs when `LOAD_CHAOS_CTL` is not set.
 pub const DEFAULT_CHAOS_CTL: &str = "bash loadtest/chaos.sh ctl";
 
@@ -29,6 +32,25 @@ pub struct ChaosSettings {
     pub tail: Duration,
     /// Longest a `kill` or `start` may take (`LOAD_CHAOS_COMMAND_TIMEOUT`).
     pub command_timeout: Duration,
+    /// The scale nemesis, alongside the faults; `None` when
+    /// `LOAD_CHAOS_SCALE` is `none`.
+    pub scale: Option<ScaleSettings>,
+}
+
+/// The scale nemesis's settings: instances that join and leave the
+/// deployment, one after another, for as long as the faults run.
+#[derive(Debug, Clone)]
+pub struct ScaleSettings {
+    /// The instances, taken in turn (`LOAD_CHAOS_SCALE`), run as
+    /// `<ctl> join|leave|crash <instance>`.
+    pub instances: Vec<String>,
+    /// How long a joined instance stays (`LOAD_CHAOS_SCALE_STAY`).
+    pub stay: Duration,
+    /// How long after a leave the next join comes (`LOAD_CHAOS_SCALE_GAP`).
+    pub gap: Duration,
+    /// Counted to a join or leave after its command returned: the time the
+    /// consumer groups take to rebalance (`LOAD_CHAOS_SCALE_SETTLE`).
+    pub settle: Duration,
 }
 
 impl ChaosSettings {
@@ -55,6 +77,24 @@ impl ChaosSettings {
             settle: env_duration("LOAD_CHAOS_SETTLE", Duration::from_secs(20))?,
             tail: env_duration("LOAD_CHAOS_TAIL", Duration::from_secs(20))?,
             command_timeout: env_duration("LOAD_CHAOS_COMMAND_TIMEOUT", Duration::from_secs(300))?,
+            scale: ScaleSettings::from_env()?,
+        }))
+    }
+}
+
+impl ScaleSettings {
+    fn from_env() -> anyhow::Result<Option<Self>> {
+        let instances = words(
+            &env_value("LOAD_CHAOS_SCALE")?.unwrap_or_else(|| DEFAULT_CHAOS_SCALE.to_owned()),
+        );
+        if instances == ["none"] {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            instances,
+            stay: env_duration("LOAD_CHAOS_SCALE_STAY", Duration::from_secs(15))?,
+            gap: env_duration("LOAD_CHAOS_SCALE_GAP", Duration::from_secs(5))?,
+            settle: env_duration("LOAD_CHAOS_SCALE_SETTLE", Duration::from_secs(10))?,
         }))
     }
 }

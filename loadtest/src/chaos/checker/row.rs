@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::status::{duplicates, Status};
+use super::status::{double_outcome, duplicates, Status};
 use crate::history::{Outcome, Path, Reception, Send};
 
 /// Delay from the scheduled send to the first delivery, in milliseconds.
@@ -52,6 +52,9 @@ pub struct Row {
     pub refused: BTreeMap<String, u64>,
     /// Delivered although the ack said `error`.
     pub refused_but_delivered: u64,
+    /// Two outcomes: `chat_500` after an `accepted` ack, and yet delivered
+    /// or in the room's history.
+    pub double_outcomes: u64,
     /// Taken and never delivered.
     pub lost: u64,
     /// Of those, in the room's history at the end.
@@ -127,6 +130,7 @@ impl Row {
             Status::Silent => self.silent += 1,
         }
         self.duplicates += duplicates(receptions, stored);
+        self.double_outcomes += u64::from(double_outcome(send, status, stored));
     }
 
     pub(super) fn add(&mut self, other: &Row) {
@@ -140,6 +144,7 @@ impl Row {
         self.delivered_history += other.delivered_history;
         add_counts(&mut self.refused, &other.refused);
         self.refused_but_delivered += other.refused_but_delivered;
+        self.double_outcomes += other.double_outcomes;
         self.lost += other.lost;
         self.lost_stored += other.lost_stored;
         self.silent += other.silent;

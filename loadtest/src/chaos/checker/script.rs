@@ -18,6 +18,15 @@ pub(super) fn window(target: &str, from_s: u64, to_s: u64) -> FaultWindow {
         ready_us: None,
         ended_us: to_s * S,
         failure: None,
+        concurrent: false,
+    }
+}
+
+/// A scale event's window, alongside the backend faults.
+pub(super) fn scale(target: &str, from_s: u64, to_s: u64) -> FaultWindow {
+    FaultWindow {
+        concurrent: true,
+        ..window(target, from_s, to_s)
     }
 }
 
@@ -61,5 +70,10 @@ impl Script {
 }
 
 pub(super) fn row<'a>(verdict: &'a Verdict, fault: &str) -> &'a Row {
-    verdict.rows.iter().find(|r| r.fault == fault).unwrap()
+    verdict
+        .rows
+        .iter()
+        .chain(&verdict.scale_rows)
+        .find(|r| r.fault == fault)
+        .unwrap()
 }

@@ -51,6 +51,19 @@ pub fn classify(
     Some(status)
 }
 
+/// Whether an accepted message was also refused (`chat_500`, parked)
+/// although it was delivered or stored: two outcomes for one message.
+pub(super) fn double_outcome(send: &Send, status: &Status, stored: &[String]) -> bool {
+    let Some(_) = &send.later_error else {
+        return false;
+    };
+    let stored_as_accepted = match &send.outcome {
+        Outcome::Accepted { message_id } => stored.iter().any(|id| id == message_id),
+        _ => false,
+    };
+    matches!(status, Status::Delivered(_)) || stored_as_accepted
+}
+
 /// Extra copies of one message: live `reply` events beyond the first of an
 /// id, and ids beyond the first for one `clientMessageId`.
 pub(super) fn duplicates(receptions: &[Reception], stored: &[String]) -> u64 {
