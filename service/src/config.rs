@@ -88,6 +88,46 @@ pub struct CassandraSettings {
     pub replication: String,
     /// Optional credentials (`CASSANDRA_USERNAME`, `CASSANDRA_PASSWORD`).
     pub credentials: Option<(String, Secret)>,
+    /// Consistency of every read and write (`CASSANDRA_CONSISTENCY`,
+    /// default `LOCAL_QUORUM`); lightweight transactions use the matching
+    /// serial level (`LOCAL_SERIAL` for the local levels, else `SERIAL`).
+    pub consistency: Consistency,
+}
+
+/// A Cassandra consistency level the service may read and write at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// `ONE`.
+    One,
+    /// `LOCAL_ONE`.
+    LocalOne,
+    /// `QUORUM`: a majority of all replicas, in every datacenter together.
+    Quorum,
+    /// `LOCAL_QUORUM`: a majority of the local datacenter's replicas.
+    LocalQuorum,
+    /// `EACH_QUORUM`: a majority in each datacenter.
+    EachQuorum,
+    /// `ALL`.
+    All,
+}
+
+impl Consistency {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "ONE" => Self::One,
+            "LOCAL_ONE" => Self::LocalOne,
+            "QUORUM" => Self::Quorum,
+            "LOCAL_QUORUM" => Self::LocalQuorum,
+            "EACH_QUORUM" => Self::EachQuorum,
+            "ALL" => Self::All,
+            _ => return None,
+        })
+    }
+
+    /// Whether the level counts the local datacenter's replicas only.
+    pub fn is_local(self) -> bool {
+        matches!(self, Self::LocalOne | Self::LocalQuorum)
+    }
 }
 
 /// Connection settings for Redis.
@@ -234,6 +274,18 @@ impl Settings {
                 "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_owned()
             }),
             credentials: credentials("CASSANDRA_USERNAME", "CASSANDRA_PASSWORD"),
+            consistency: Consistency::LocalQuorum,
+        });
+        let consistency = match get("CASSANDRA_CONSISTENCY") {
+            None => Consistency::LocalQuorum,
+            Some(name) => Consistency::parse(&name).ok_or_else(|| ConfigError {
+                name: "CASSANDRA_CONSISTENCY",
+                reason: "use ONE, LOCAL_ONE, QUORUM, LOCAL_QUORUM, EACH_QUORUM or ALL".to_owned(),
+            })?,
+        };
+        let cassandra = cassandra.map(|settings| CassandraSettings {
+            consistency,
+            ..settings
         });
         if let Some(cassandra) = &cassandra {
             let valid = !cassandra.keyspace.is_empty()
@@ -361,6 +413,20 @@ mod tests {
         assert!(settings.cassandra.is_none() && settings.redis.is_none());
         assert!(settings.kafka.is_none());
         assert_eq!(settings.port, 3000);
+    }
+
+    #[test]
+    fn cassandra_reads_and_writes_at_local_quorum_unless_told_otherwise() {
+        let hosts = ("CASSANDRA_NODE_HOSTS", "a");
+        let default = settings(&[hosts]).unwrap().cassandra.unwrap();
+        assert_eq!(default.consistency, Consistency::LocalQuorum);
+        let quorum = settings(&[hosts, ("CASSANDRA_CONSISTENCY", "quorum")])
+            .unwrap()
+            .cassandra
+            .unwrap();
+        assert_eq!(quorum.consistency, Consistency::Quorum);
+        let error = settings(&[hosts, ("CASSANDRA_CONSISTENCY", "TWO")]).unwrap_err();
+        assert_eq!(error.name, "CASSANDRA_CONSISTENCY");
     }
 
     #[test]

@@ -18,14 +18,17 @@ use std::{
 
 use async_trait::async_trait;
 use scylla::{
-    client::{session::Session, session_builder::SessionBuilder},
+    client::{
+        execution_profile::ExecutionProfile, session::Session, session_builder::SessionBuilder,
+    },
+    frame::types::{Consistency, SerialConsistency},
     response::query_result::QueryRowsResult,
     serialize::row::SerializeRow,
     statement::prepared::PreparedStatement,
 };
 
 use super::{Probe, Storage, StoreError};
-use crate::config::CassandraSettings;
+use crate::config::{self, CassandraSettings};
 
 const BACKEND: &str = "cassandra";
 
@@ -59,9 +62,14 @@ pub async fn connect(settings: &CassandraSettings) -> Session {
 }
 
 async fn try_connect(settings: &CassandraSettings) -> anyhow::Result<Session> {
+    let profile = ExecutionProfile::builder()
+        .consistency(consistency(settings.consistency))
+        .serial_consistency(Some(serial_consistency(settings.consistency)))
+        .build();
     let mut builder = SessionBuilder::new()
         .known_nodes(&settings.hosts)
-        .connection_timeout(Duration::from_secs(5));
+        .connection_timeout(Duration::from_secs(5))
+        .default_execution_profile_handle(profile.into_handle());
     if let Some(datacenter) = &settings.datacenter {
         builder = builder.prefer_datacenter(datacenter.clone());
     }
@@ -73,6 +81,28 @@ async fn try_connect(settings: &CassandraSettings) -> anyhow::Result<Session> {
         .query_unpaged("SELECT release_version FROM system.local", ())
         .await?;
     Ok(session)
+}
+
+/// The driver's level for `level`.
+fn consistency(level: config::Consistency) -> Consistency {
+    match level {
+        config::Consistency::One => Consistency::One,
+        config::Consistency::LocalOne => Consistency::LocalOne,
+        config::Consistency::Quorum => Consistency::Quorum,
+        config::Consistency::LocalQuorum => Consistency::LocalQuorum,
+        config::Consistency::EachQuorum => Consistency::EachQuorum,
+        config::Consistency::All => Consistency::All,
+    }
+}
+
+/// The serial level that goes with `level`: lightweight transactions agree
+/// among the local datacenter's replicas when `level` is a local one.
+fn serial_consistency(level: config::Consistency) -> SerialConsistency {
+    if level.is_local() {
+        SerialConsistency::LocalSerial
+    } else {
+        SerialConsistency::Serial
+    }
 }
 
 /// Accounts, rooms and messages in one keyspace.
@@ -148,7 +178,15 @@ impl Statements {
              WHERE user_low = ? AND user_high = ?"
         ))
         .await?;
-        room_by_pair_serial.set_consistency(scylla::frame::types::Consistency::Serial);
+        // Read what a lightweight transaction wrote, at its serial level.
+        let serial = session
+            .get_default_execution_profile_handle()
+            .to_profile()
+            .get_serial_consistency();
+        room_by_pair_serial.set_consistency(match serial {
+            Some(SerialConsistency::LocalSerial) => Consistency::LocalSerial,
+            _ => Consistency::Serial,
+        });
         Ok(Self {
             insert_user_by_username: prepare(format!(
                 "INSERT INTO {keyspace}.users_by_username \
