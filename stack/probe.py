@@ -16,7 +16,9 @@ For the replicated topology (stack/replicated.sh):
         partition of system_distributed (replication factor 3, so every
         node of a three-node cluster is a replica). Prints
         "up=3 peers=2" when the read succeeded, "up=2 peers=2" from an
-        Unavailable answer (its count of live replicas).
+        Unavailable answer (its count of live replicas), "up=?" when the
+        read timed out (a node the coordinator still counts live, e.g.
+        one killed seconds ago, does not answer).
     probe.py kafka-cluster HOST PORT
         Metadata for all topics; prints "brokers=3 partitions=N
         under_replicated=U offline=O" (a partition is under-replicated
@@ -159,11 +161,16 @@ def probe_cql_ring(host, port, timeout):
         # Any partition will do: at ALL every replica must answer, and the
         # coordinator refuses at once (Unavailable) when its failure
         # detector counts fewer live replicas than that.
-        opcode, body = cql_query(
-            sock, 3,
-            "SELECT keyspace_name FROM system_distributed.repair_history "
-            "WHERE keyspace_name = 'stack_probe' AND columnfamily_name = 'ring' LIMIT 1",
-            CL_ALL)
+        try:
+            opcode, body = cql_query(
+                sock, 3,
+                "SELECT keyspace_name FROM system_distributed.repair_history "
+                "WHERE keyspace_name = 'stack_probe' AND columnfamily_name = 'ring' LIMIT 1",
+                CL_ALL)
+        except socket.timeout:
+            # A node that died a moment ago: the coordinator still counts it
+            # live and waits for it (until its read timeout).
+            return "up=? peers=%d (no answer at ALL within %gs)" % (peers, timeout)
         if opcode == OP_RESULT:
             return "up=%d peers=%d" % (peers + 1, peers)
         r = Reader(body)

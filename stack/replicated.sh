@@ -361,6 +361,8 @@ write_redis_conf() {
     echo 'save ""'
     echo "appendonly yes"
     echo "appendfsync everysec"
+    echo "# A new replica syncs at once (the default waits 5 s for others)."
+    echo "repl-diskless-sync-delay 0"
     echo "replica-announce-ip $host"
     echo "replica-announce-port $REDIS_PORT"
     [[ $node == "${REDIS_NODES[0]}" ]] || echo "replicaof ${REDIS_HOSTS[0]} $REDIS_PORT"
@@ -449,6 +451,14 @@ start_redis_node() {
   pid=$(launch "$(log_of "$node")" "$DATA_DIR/$node" redis-server "$CONF_DIR/$node.conf" $role)
   echo "$pid" >"$(pidfile_of "$node")"
   log "$node started (pid $pid) on $host:$REDIS_PORT"
+  # Write the role it was given into its file, so that a start with no
+  # Sentinel answering finds the same one.
+  local deadline=$((SECONDS + REDIS_TIMEOUT))
+  until answers "$node"; do
+    ((SECONDS < deadline)) && alive "$pid" || return 0
+    sleep 0.2
+  done
+  [[ $(redis_cli "$node" config rewrite) == OK ]] || log "$node: CONFIG REWRITE failed (its file keeps the old role)"
 }
 
 start_sentinel_node() {
@@ -607,8 +617,9 @@ repl_start() {
 
 cmd_down() {
   take_lock
-  # Sentinels first, so stopping the master starts no failover; the Kafka
-  # nodes one after another, the last ones being the controllers' quorum.
+  # Sentinels first, so stopping the master starts no failover. Each kind's
+  # nodes stop together (SIGTERM to all, then wait): about 15 s for Kafka
+  # and for Cassandra here.
   stop_services "${SENTINEL_NODES[@]}"
   stop_services "${REDIS_NODES[@]}"
   stop_services "${KAFKA_NODES[@]}"
@@ -675,6 +686,36 @@ repl_leader() {
   die "no Kafka node answers (${KAFKA_NODES[*]})"
 }
 
+# `resources [SECONDS]`: each node's resident memory, and its CPU use over
+# the next SECONDS (10 by default) from /proc (utime + stime), as % of one
+# core; a last line with the totals.
+repl_resources() {
+  local seconds=${1:-10} node pid hz
+  [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] || die "usage: stack.sh resources [SECONDS]"
+  hz=$(getconf CLK_TCK)
+  declare -A before=()
+  cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
+  for node in "${NODES[@]}"; do
+    pid=$(running_pid "$node") && before[$node]=$(cpu_ticks "$pid")
+  done
+  sleep "$seconds"
+  local total_rss=0 total_cpu=0 rss cpu
+  printf '%-11s %8s %9s %6s\n' node pid rss_mib cpu_%
+  for node in "${NODES[@]}"; do
+    if pid=$(running_pid "$node") && [[ -n ${before[$node]:-} ]]; then
+      rss=$(awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$pid/status")
+      cpu=$(awk -v a="${before[$node]}" -v b="$(cpu_ticks "$pid")" -v hz="$hz" -v s="$seconds" \
+        'BEGIN { printf "%.1f", (b - a) * 100 / hz / s }')
+      printf '%-11s %8s %9s %6s\n' "$node" "$pid" "$rss" "$cpu"
+      total_rss=$((total_rss + rss))
+      total_cpu=$(awk -v a="$total_cpu" -v b="$cpu" 'BEGIN { printf "%.1f", a + b }')
+    else
+      printf '%-11s %8s %9s %6s\n' "$node" - - -
+    fi
+  done
+  printf '%-11s %8s %9s %6s\n' total "" "$total_rss" "$total_cpu"
+}
+
 repl_usage() {
   cat <<EOF
 STACK_TOPOLOGY=replicated stack/stack.sh <command>   (stack/README.md, "Replicated topology")
@@ -683,6 +724,7 @@ STACK_TOPOLOGY=replicated stack/stack.sh <command>   (stack/README.md, "Replicat
   start <node> | stop <node> | kill <node> | pause <node> | resume <node>
   master redis                  host:port and node of the Redis master (Sentinel)
   leader <topic> <partition>    host:port and node of the partition's leader
+  resources [SECONDS]           each node's RSS and CPU use over SECONDS (10)
 
 nodes: ${NODES[*]}
 EOF
@@ -704,6 +746,7 @@ repl_main() {
     reset) cmd_reset ;;
     master) repl_master "$@" ;;
     leader) repl_leader "$@" ;;
+    resources) repl_resources "$@" ;;
     browser) cmd_browser ;;
     -h | --help | help) repl_usage ;;
     *) repl_usage >&2; exit 2 ;;
