@@ -580,13 +580,22 @@ repl_up() {
       wait_answers "$node" || die "$node did not come up"
     fi
   done < <(redis_start_order)
-  # The Kafka nodes together (the controllers need a quorum of two), while
-  # the Cassandra nodes join one after another, each once the one before
-  # answers (Cassandra lets one node join at a time).
+  # The Kafka nodes together (the controllers need a quorum of two). The
+  # Cassandra nodes that are members of the ring already (they have a
+  # system keyspace) restart together too; a new node joins only once the
+  # ones before it answer, one at a time, as Cassandra requires.
   for node in "${KAFKA_NODES[@]}"; do
     start_service "$node" || true
   done
+  local members=()
   for node in "${CASSANDRA_NODES[@]}"; do
+    if [[ -d $DATA_DIR/$node/data/system ]] && start_service "$node"; then members+=("$node"); fi
+  done
+  for node in "${members[@]+"${members[@]}"}"; do
+    wait_answers "$node" || die "$node did not come up (logs in $LOG_DIR)"
+  done
+  for node in "${CASSANDRA_NODES[@]}"; do
+    [[ " ${members[*]+"${members[*]}"} " == *" $node "* ]] && continue
     if start_service "$node"; then
       wait_answers "$node" || die "$node did not come up (logs in $LOG_DIR)"
     fi
