@@ -413,18 +413,21 @@ write_sentinel_conf() {
 # as master comes back as a replica of the one it does, never as a second
 # master (with stale data, or none). If the Sentinels still name this
 # (dead) node as master while the other Redis node runs, a failover is
-# under way or about to be: wait for it (bounded) rather than race it. With
+# under way or about to be: wait for it (at most down-after + twice the
+# failover timeout + 5 s, 16 s by default) rather than race it. With
 # no Sentinel answering, the file's role stands.
 redis_role_args() {
-  local node=$1 self master deadline
+  local node=$1 self master deadline began=$SECONDS
   self=$(addr_of "$node")
   if ! master=$(sentinel_master); then
     log "$node: no Sentinel answers; starting in the role its config file names"
     return 0
   fi
-  if [[ $master == "$self" && ${REPL_WAIT_FAILOVER:-1} == 1 ]] &&
+  if [[ $master == "$self" ]] &&
     [[ -n $(running_nodes "${REDIS_NODES[@]}") ]]; then
-    deadline=$((SECONDS + (SENTINEL_DOWN_AFTER_MS + SENTINEL_FAILOVER_TIMEOUT_MS) / 1000 + 5))
+    # A Sentinel starts no failover of a master within twice the failover
+    # timeout of its previous one: two kills in a row wait that long.
+    deadline=$((SECONDS + (SENTINEL_DOWN_AFTER_MS + 2 * SENTINEL_FAILOVER_TIMEOUT_MS) / 1000 + 5))
     log "$node: the Sentinels still name it master while the other Redis node runs; waiting for their failover"
     while [[ $master == "$self" ]] && ((SECONDS < deadline)); do
       sleep 0.5
@@ -432,7 +435,7 @@ redis_role_args() {
     done
   fi
   if [[ $master == "$self" ]]; then
-    log "$node: the Sentinels name it master; starting as master"
+    log "$node: the Sentinels name it master; starting as master${deadline:+ (no failover in $((SECONDS - began))s)}"
     echo "--replicaof no one"
   else
     log "$node: the Sentinels name $master master; starting as its replica"
