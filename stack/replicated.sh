@@ -564,10 +564,25 @@ repl_prepare() {
   check_topology_file
 }
 
+# Before starting anything: no port of a node that is not running may be
+# taken (by the single stack on the same addresses, say).
+check_ports_free() {
+  local node port taken=()
+  for node in "$@"; do
+    running_pid "$node" >/dev/null && continue
+    for port in $(ports_of "$node"); do
+      port_open "$(host_of "$node")" "$port" && taken+=("$node:$(host_of "$node"):$port")
+    done
+  done
+  ((${#taken[@]} == 0)) ||
+    die "in use by processes this stack did not start: ${taken[*]}; stop them, or move the replicated stack (REPL_HOSTS, stack/README.md)"
+}
+
 repl_up() {
   take_lock
   local began=$SECONDS node
   repl_prepare
+  check_ports_free "${NODES[@]}"
   ensure_jars cassandra
   ensure_jars kafka
   # Sentinels first: the Redis nodes take their role from them. They wait
