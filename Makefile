@@ -29,9 +29,11 @@ help: ## List the targets
 run: web ## Run the service on the embedded in-memory backends (nothing is kept); the chat page is at http://localhost:3000/
 	cargo run --release -p service --bin chat-service
 
-.PHONY: run-stack
+.PHONY: run-stack run-stack-replicated
 run-stack: stack-up web ## Run the service on the local Cassandra, Kafka and Redis
 	$(STACK_ENV) cargo run --release -p service --bin chat-service
+run-stack-replicated: stack-up-replicated web ## Run the service on the replicated stack (needs the service's Sentinel support)
+	$(REPL_STACK_ENV) cargo run --release -p service --bin chat-service
 
 # The chat page (web/): socket.io-client from the npm registry through
 # web/package-lock.json, built into web/dist, which the service serves at /.
@@ -61,6 +63,25 @@ stack-status: ## Show the local stack
 	$(STACK) status
 stack-logs: ## Tail the local stack's logs
 	$(STACK) logs
+
+# The replicated topology (stack/README.md, "Replicated topology"): three
+# Cassandra nodes, three Kafka nodes, Redis master + replica + three
+# Sentinels, on 127.0.0.1-3, state in .stack-replicated. Its service
+# environment is REPL_STACK_ENV.
+REPL_STACK := STACK_TOPOLOGY=replicated bash stack/stack.sh
+REPL_STACK_ENV := CASSANDRA_NODE_HOSTS=127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9042 \
+	CASSANDRA_DATACENTER=datacenter1 \
+	"CASSANDRA_REPLICATION={'class': 'NetworkTopologyStrategy', 'datacenter1': 3}" \
+	CACHE_SENTINELS=127.0.0.1:26379,127.0.0.2:26379,127.0.0.3:26379 CACHE_SENTINEL_MASTER=chat \
+	KAFKA_BROKERS=127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092
+
+.PHONY: stack-up-replicated stack-down-replicated stack-status-replicated
+stack-up-replicated: ## Start the replicated stack (3 Cassandra, 3 Kafka, Redis + replica + 3 Sentinels on 127.0.0.1-3)
+	$(REPL_STACK) up
+stack-down-replicated: ## Stop what stack-up-replicated started
+	$(REPL_STACK) down
+stack-status-replicated: ## Show the replicated stack, one line per node
+	$(REPL_STACK) status
 
 # Docker (README, "Docker"): the engine, the images, the compose system.
 .PHONY: docker-engine docker-engine-stop docker-images compose-smoke

@@ -8,6 +8,26 @@
                                prints the broker list.
     probe.py redis HOST PORT   RESP PING, expects +PONG.
 
+For the replicated topology (stack/replicated.sh):
+
+    probe.py cql-ring HOST PORT
+        How many Cassandra nodes this coordinator sees up: the number of
+        rows of system.peers, then a read at consistency ALL of one
+        partition of system_distributed (replication factor 3, so every
+        node of a three-node cluster is a replica). Prints
+        "up=3 peers=2" when the read succeeded, "up=2 peers=2" from an
+        Unavailable answer (its count of live replicas), "up=?" when the
+        read timed out (a node the coordinator still counts live, e.g.
+        one killed seconds ago, does not answer).
+    probe.py kafka-cluster HOST PORT
+        Metadata for all topics; prints "brokers=3 partitions=N
+        under_replicated=U offline=O" (a partition is under-replicated
+        when its ISR is smaller than its replica set, offline when it has
+        no leader).
+    probe.py kafka-leader HOST PORT TOPIC PARTITION
+        Prints "NODE_ID HOST:PORT" of the partition's leader; exits 1 if
+        the topic or partition is unknown or has no leader.
+
 Options: --timeout SECONDS (socket timeout, default 3).
 Exit status 0 when the service gave a real, well-formed answer, 1 otherwise
 (the reason goes to stderr). One attempt only: callers loop.
@@ -93,28 +113,103 @@ def cql_error(body):
     return "server ERROR 0x%04x: %s" % (code, r.short_string())
 
 
-def probe_cql(host, port, timeout):
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        startup = struct.pack(">H", 1) + cql_string("CQL_VERSION") + cql_string("3.0.0")
-        sock.sendall(cql_frame(1, OP_STARTUP, startup))
-        _, opcode, body = cql_read_frame(sock)
-        if opcode == OP_ERROR:
-            raise ProbeError("STARTUP: " + cql_error(body))
-        if opcode != OP_READY:
-            raise ProbeError("STARTUP: expected READY, got opcode 0x%02x" % opcode)
+CL_ONE, CL_ALL = 0x0001, 0x0005
+ERR_UNAVAILABLE = 0x1000
 
-        query = "SELECT release_version FROM system.local"
-        qb = query.encode("utf-8")
-        # [long string] query, [short] consistency ONE, [byte] flags 0
-        body = struct.pack(">i", len(qb)) + qb + struct.pack(">HB", 0x0001, 0)
-        sock.sendall(cql_frame(2, OP_QUERY, body))
-        _, opcode, body = cql_read_frame(sock)
+
+def cql_connect(host, port, timeout):
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(timeout)
+    startup = struct.pack(">H", 1) + cql_string("CQL_VERSION") + cql_string("3.0.0")
+    sock.sendall(cql_frame(1, OP_STARTUP, startup))
+    _, opcode, body = cql_read_frame(sock)
+    if opcode == OP_ERROR:
+        sock.close()
+        raise ProbeError("STARTUP: " + cql_error(body))
+    if opcode != OP_READY:
+        sock.close()
+        raise ProbeError("STARTUP: expected READY, got opcode 0x%02x" % opcode)
+    return sock
+
+
+def cql_query(sock, stream, query, consistency=CL_ONE):
+    """Returns (opcode, body) of the answer: RESULT or ERROR."""
+    qb = query.encode("utf-8")
+    # [long string] query, [short] consistency, [byte] flags 0
+    body = struct.pack(">i", len(qb)) + qb + struct.pack(">HB", consistency, 0)
+    sock.sendall(cql_frame(stream, OP_QUERY, body))
+    _, opcode, body = cql_read_frame(sock)
+    if opcode not in (OP_RESULT, OP_ERROR):
+        raise ProbeError("QUERY: expected RESULT, got opcode 0x%02x" % opcode)
+    return opcode, body
+
+
+def probe_cql(host, port, timeout):
+    with cql_connect(host, port, timeout) as sock:
+        opcode, body = cql_query(sock, 2, "SELECT release_version FROM system.local")
         if opcode == OP_ERROR:
             raise ProbeError("QUERY: " + cql_error(body))
-        if opcode != OP_RESULT:
-            raise ProbeError("QUERY: expected RESULT, got opcode 0x%02x" % opcode)
         return "release_version=%s" % (cql_rows_first_value(body) or "?")
+
+
+def probe_cql_ring(host, port, timeout):
+    with cql_connect(host, port, timeout) as sock:
+        opcode, body = cql_query(sock, 2, "SELECT peer FROM system.peers")
+        if opcode == OP_ERROR:
+            raise ProbeError("system.peers: " + cql_error(body))
+        peers = cql_rows_count(body)
+        # Any partition will do: at ALL every replica must answer, and the
+        # coordinator refuses at once (Unavailable) when its failure
+        # detector counts fewer live replicas than that.
+        try:
+            opcode, body = cql_query(
+                sock, 3,
+                "SELECT keyspace_name FROM system_distributed.repair_history "
+                "WHERE keyspace_name = 'stack_probe' AND columnfamily_name = 'ring' LIMIT 1",
+                CL_ALL)
+        except socket.timeout:
+            # A node that died a moment ago: the coordinator still counts it
+            # live and waits for it (until its read timeout).
+            return "up=? peers=%d (no answer at ALL within %gs)" % (peers, timeout)
+        if opcode == OP_RESULT:
+            return "up=%d peers=%d" % (peers + 1, peers)
+        r = Reader(body)
+        code = r.i32()
+        message = r.short_string()
+        if code == ERR_UNAVAILABLE:
+            r.u16()  # consistency
+            required = r.i32()
+            alive = r.i32()
+            return "up=%d peers=%d (ALL needs %d replicas)" % (alive, peers, required)
+        raise ProbeError("read at ALL: server ERROR 0x%04x: %s" % (code, message))
+
+
+def cql_rows_count(body):
+    """The row count of a Rows result whose columns are all of simple types."""
+    r = Reader(body)
+    if r.i32() != 0x0002:  # kind Rows
+        raise ProbeError("expected a Rows result")
+    flags = r.i32()
+    columns = r.i32()
+    if flags & 0x0002:
+        n = r.i32()
+        if n > 0:
+            r.take(n)
+    if not flags & 0x0004:
+        if flags & 0x0001:
+            r.short_string()
+            r.short_string()
+        for _ in range(columns):
+            if not flags & 0x0001:
+                r.short_string()
+                r.short_string()
+            r.short_string()
+            type_id = r.u16()
+            if type_id == 0x0000:
+                r.short_string()
+            elif type_id > 0x0019:
+                raise ProbeError("unexpected column type 0x%04x" % type_id)
+    return r.i32()
 
 
 def cql_rows_first_value(body):
@@ -172,7 +267,10 @@ def kafka_call(sock, api_key, api_version, correlation_id, body):
     return r
 
 
-def probe_kafka(host, port, timeout):
+def kafka_metadata(host, port, timeout, topics=None):
+    """Brokers {id: "host:port"} and topics {name: [(partition, leader,
+    replicas, isr)]}, from the highest Metadata version in v1..v8 that the
+    broker serves. topics=None asks for all topics."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         r = kafka_call(sock, API_VERSIONS, 0, 1, b"")
@@ -188,9 +286,15 @@ def probe_kafka(host, port, timeout):
         lo, hi = ranges[API_METADATA]
         version = next((v for v in range(8, 0, -1) if lo <= v <= hi), None)
         if version is None:
-            return "api_versions=%d (metadata v%d-v%d not probed)" % (len(ranges), lo, hi)
+            raise ProbeError("no Metadata version in v1..v8 (broker serves v%d-v%d)" % (lo, hi))
 
-        body = struct.pack(">i", -1)  # topics: null = all
+        if topics is None:
+            body = struct.pack(">i", -1)  # topics: null = all
+        else:
+            body = struct.pack(">i", len(topics))
+            for name in topics:
+                b = name.encode("utf-8")
+                body += struct.pack(">h", len(b)) + b
         if version >= 4:
             body += b"\x00"  # allow_auto_topic_creation=false
         if version >= 8:
@@ -198,16 +302,69 @@ def probe_kafka(host, port, timeout):
         r = kafka_call(sock, API_METADATA, version, 2, body)
         if version >= 3:
             r.i32()  # throttle_time_ms
-        brokers = []
+        brokers = {}
         for _ in range(r.i32()):
             node_id = r.i32()
             bhost = r.short_string()
             bport = r.i32()
             r.short_string()  # rack
-            brokers.append("%d@%s:%d" % (node_id, bhost, bport))
-        if not brokers:
-            raise ProbeError("Metadata v%d answered with no brokers" % version)
-        return "brokers=%s metadata=v%d" % (",".join(brokers), version)
+            brokers[node_id] = "%s:%d" % (bhost, bport)
+        if version >= 2:
+            r.short_string()  # cluster_id
+        r.i32()  # controller_id
+        parsed = {}
+        for _ in range(r.i32()):
+            r.i16()  # topic error_code
+            name = r.short_string()
+            r.i8()  # is_internal
+            partitions = []
+            for _ in range(r.i32()):
+                error = r.i16()
+                index = r.i32()
+                leader = r.i32()
+                if version >= 7:
+                    r.i32()  # leader_epoch
+                replicas = [r.i32() for _ in range(r.i32())]
+                isr = [r.i32() for _ in range(r.i32())]
+                if version >= 5:
+                    [r.i32() for _ in range(r.i32())]  # offline_replicas
+                partitions.append((index, leader, replicas, isr, error))
+            if version >= 8:
+                r.i32()  # topic_authorized_operations
+            parsed[name] = partitions
+        return brokers, parsed, version
+
+
+def probe_kafka(host, port, timeout):
+    brokers, _, version = kafka_metadata(host, port, timeout)
+    if not brokers:
+        raise ProbeError("Metadata answered with no brokers")
+    listed = ",".join("%d@%s" % (k, v) for k, v in sorted(brokers.items()))
+    return "brokers=%s metadata=v%d" % (listed, version)
+
+
+def probe_kafka_cluster(host, port, timeout):
+    brokers, topics, _ = kafka_metadata(host, port, timeout)
+    total = under = offline = 0
+    for partitions in topics.values():
+        for _, leader, replicas, isr, _ in partitions:
+            total += 1
+            if len(isr) < len(replicas):
+                under += 1
+            if leader < 0:
+                offline += 1
+    return "brokers=%d partitions=%d under_replicated=%d offline=%d" % (
+        len(brokers), total, under, offline)
+
+
+def kafka_leader(host, port, timeout, topic, partition):
+    brokers, topics, _ = kafka_metadata(host, port, timeout, [topic])
+    for index, leader, _, _, error in topics.get(topic, []):
+        if index == partition:
+            if leader < 0:
+                raise ProbeError("%s-%d has no leader (error_code=%d)" % (topic, partition, error))
+            return "%d %s" % (leader, brokers.get(leader, "?"))
+    raise ProbeError("no partition %s-%d" % (topic, partition))
 
 
 # --------------------------------------------------------------------------
@@ -228,18 +385,27 @@ def probe_redis(host, port, timeout):
         return "PONG"
 
 
-PROBES = {"cql": probe_cql, "cassandra": probe_cql, "kafka": probe_kafka, "redis": probe_redis}
+PROBES = {"cql": probe_cql, "cassandra": probe_cql, "kafka": probe_kafka, "redis": probe_redis,
+          "cql-ring": probe_cql_ring, "kafka-cluster": probe_kafka_cluster}
 
 
 def main():
     ap = argparse.ArgumentParser(description="one-shot readiness probe")
-    ap.add_argument("kind", choices=sorted(PROBES))
+    ap.add_argument("kind", choices=sorted(PROBES) + ["kafka-leader"])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
+    ap.add_argument("topic", nargs="?", help="kafka-leader only")
+    ap.add_argument("partition", nargs="?", type=int, help="kafka-leader only")
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     args = ap.parse_args()
     try:
+        if args.kind == "kafka-leader":
+            if args.topic is None or args.partition is None:
+                ap.error("kafka-leader needs TOPIC and PARTITION")
+            # Bare, for scripts: "NODE_ID HOST:PORT".
+            print(kafka_leader(args.host, args.port, args.timeout, args.topic, args.partition))
+            return 0
         info = PROBES[args.kind](args.host, args.port, args.timeout)
     except (OSError, ProbeError, struct.error) as e:
         print("%s %s:%d not answering: %s" % (args.kind, args.host, args.port, e), file=sys.stderr)

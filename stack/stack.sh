@@ -4,13 +4,25 @@
 #
 #   stack/stack.sh up | down | status | logs [svc] | reset
 #   stack/stack.sh start <svc> | stop <svc> | kill <svc> | pause <svc> | resume <svc>
+#   stack/stack.sh master redis | leader <topic> <partition>   ("host:port name")
 #   stack/stack.sh browser   (installs Chromium and ChromeDriver for the browser test)
 #
 # svc is one of: cassandra kafka redis. All state lives under $STACK_DIR.
+# STACK_TOPOLOGY=replicated: three Cassandra nodes, three Kafka brokers,
+# Redis master + replica + three Sentinels (stack/replicated.sh; `help`).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+
+STACK_TOPOLOGY=${STACK_TOPOLOGY:-single}
+case $STACK_TOPOLOGY in
+  single)
+    default_stack_dir=$REPO_ROOT/.stack default_cassandra_heap=1g default_kafka_heap=512m ;;
+  replicated)
+    default_stack_dir=$REPO_ROOT/.stack-replicated default_cassandra_heap=512m default_kafka_heap=256m ;;
+  *) printf '[stack] ERROR: STACK_TOPOLOGY=%s (expected single or replicated)\n' "$STACK_TOPOLOGY" >&2; exit 2 ;;
+esac
 
 STACK_HOST=${STACK_HOST:-127.0.0.1}
 CASSANDRA_PORT=${CASSANDRA_PORT:-9042}
@@ -18,9 +30,9 @@ CASSANDRA_STORAGE_PORT=${CASSANDRA_STORAGE_PORT:-7000}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 REDIS_PORT=${REDIS_PORT:-6379}
-STACK_DIR=${STACK_DIR:-$REPO_ROOT/.stack}
-CASSANDRA_HEAP=${CASSANDRA_HEAP:-1g}
-KAFKA_HEAP=${KAFKA_HEAP:-512m}
+STACK_DIR=${STACK_DIR:-$default_stack_dir}
+CASSANDRA_HEAP=${CASSANDRA_HEAP:-$default_cassandra_heap}
+KAFKA_HEAP=${KAFKA_HEAP:-$default_kafka_heap}
 # Seconds to wait for each service to answer.
 CASSANDRA_TIMEOUT=${CASSANDRA_TIMEOUT:-240}
 KAFKA_TIMEOUT=${KAFKA_TIMEOUT:-120}
@@ -53,6 +65,7 @@ port_of() {
     redis) echo "$REDIS_PORT" ;;
   esac
 }
+host_of() { echo "$STACK_HOST"; }
 log_of() { echo "$LOG_DIR/$1.log"; }
 pidfile_of() { echo "$RUN_DIR/$1.pid"; }
 check_svc() {
@@ -107,12 +120,13 @@ running_pid() {
 }
 
 answers() {
-  local svc=$1 port
+  local svc=$1 host port
+  host=$(host_of "$svc")
   port=$(port_of "$svc")
   case $svc in
-    cassandra) python3 "$PROBE" cql "$STACK_HOST" "$port" --timeout 3 -q 2>/dev/null ;;
-    kafka) python3 "$PROBE" kafka "$STACK_HOST" "$port" --timeout 3 -q 2>/dev/null ;;
-    redis) [[ $(timeout 5 redis-cli -h "$STACK_HOST" -p "$port" ping 2>/dev/null) == PONG ]] ;;
+    cassandra) python3 "$PROBE" cql "$host" "$port" --timeout 3 -q 2>/dev/null ;;
+    kafka) python3 "$PROBE" kafka "$host" "$port" --timeout 3 -q 2>/dev/null ;;
+    redis) [[ $(timeout 5 redis-cli -h "$host" -p "$port" ping 2>/dev/null) == PONG ]] ;;
   esac
 }
 
@@ -132,10 +146,11 @@ ports_of() {
 # the process is gone: wait for that, so a `start` right after does not
 # find its port taken.
 wait_ports_closed() {
-  local svc=$1 port deadline=$((SECONDS + STOP_TIMEOUT))
+  local svc=$1 port host deadline=$((SECONDS + STOP_TIMEOUT))
+  host=$(host_of "$svc")
   for port in $(ports_of "$svc"); do
-    while port_open "$STACK_HOST" "$port"; do
-      ((SECONDS < deadline)) || die "$svc: $STACK_HOST:$port still open ${STOP_TIMEOUT}s after the process ended"
+    while port_open "$host" "$port"; do
+      ((SECONDS < deadline)) || die "$svc: $host:$port still open ${STOP_TIMEOUT}s after the process ended"
       sleep 0.1
     done
   done
@@ -203,7 +218,7 @@ ensure_jars() {
     return 0
   fi
   log "fetching $svc jars with Maven (pinned in stack/$svc/pom.xml)"
-  rm -rf "$dir/lib" "$dir/lib.tmp" "$marker"
+  rm -rf "${dir:?}/lib" "$dir/lib.tmp" "$marker"
   mkdir -p "$dir"
   local out=$dir/mvn.log
   if ! (cd "$SCRIPT_DIR/$svc" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
@@ -239,32 +254,29 @@ launch() {
   echo $!
 }
 
+# refuse_foreign_port SVC PORT [HOST]
 refuse_foreign_port() {
-  local svc=$1 port=$2
-  if port_open "$STACK_HOST" "$port"; then
-    die "$svc: $STACK_HOST:$port is already in use by a process stack.sh did not start (no live pid in $(pidfile_of "$svc")); stop it or set another port"
+  local svc=$1 port=$2 host=${3:-$STACK_HOST}
+  if port_open "$host" "$port"; then
+    die "$svc: $host:$port is already in use by a process stack.sh did not start (no live pid in $(pidfile_of "$svc")); stop it or set another port"
   fi
 }
 
 # --------------------------------------------------------------------------
 # Services
 # --------------------------------------------------------------------------
-start_cassandra() {
-  local lib=$CACHE_DIR/cassandra/lib
-  local conf=$CONF_DIR/cassandra.yaml
-  mkdir -p "$DATA_DIR/cassandra/triggers"
-  refuse_foreign_port cassandra "$CASSANDRA_PORT"
-  refuse_foreign_port cassandra-storage "$CASSANDRA_STORAGE_PORT"
-  render "$SCRIPT_DIR/cassandra/cassandra.yaml.in" "$conf" \
-    HOST="$STACK_HOST" CQL_PORT="$CASSANDRA_PORT" STORAGE_PORT="$CASSANDRA_STORAGE_PORT"
-  local jamm
+# The JVM options of one Cassandra node, into the array CASSANDRA_OPTS:
+# cassandra_opts NAME CONF DATA INITIAL_TOKEN (NAME names the crash file).
+cassandra_opts() {
+  local name=$1 conf=$2 data=$3 token=$4
+  local lib=$CACHE_DIR/cassandra/lib jamm
   jamm=$(ls "$lib"/jamm-*.jar 2>/dev/null | head -n 1 || true)
-  local opts=(
+  CASSANDRA_OPTS=(
     -Xms"$CASSANDRA_HEAP" -Xmx"$CASSANDRA_HEAP" -Xss256k
     -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1
     -XX:G1HeapRegionSize=16m -XX:MaxGCPauseMillis=300
     -XX:+ExitOnOutOfMemoryError -XX:+PerfDisableSharedMem
-    -XX:ErrorFile="$LOG_DIR/cassandra-hs_err_%p.log"
+    -XX:ErrorFile="$LOG_DIR/$name-hs_err_%p.log"
     -Djava.net.preferIPv4Stack=true
     -Djdk.attach.allowAttachSelf=true
     -Djava.security.manager=allow
@@ -303,26 +315,78 @@ start_cassandra() {
     # Cassandra itself
     -Dcassandra-foreground=yes
     -Dcassandra.config="file://$conf"
-    -Dcassandra.storagedir="$DATA_DIR/cassandra"
+    -Dcassandra.storagedir="$data"
     -Dcassandra.logdir="$LOG_DIR"
-    -Dcassandra.triggers_dir="$DATA_DIR/cassandra/triggers"
+    -Dcassandra.triggers_dir="$data/triggers"
     -Dlogback.configurationFile="$SCRIPT_DIR/cassandra/logback.xml"
     -Dcassandra.skip_wait_for_gossip_to_settle=0
-    -Dcassandra.initial_token=0
+    -Dcassandra.initial_token="$token"
     -Dcassandra.superuser_setup_delay_ms=0
   )
-  [[ $CASSANDRA_UNSAFE_SYSTEM == 1 ]] && opts+=(-Dcassandra.unsafesystem=true)
-  [[ -n $jamm ]] && opts+=(-javaagent:"$jamm")
+  [[ $CASSANDRA_UNSAFE_SYSTEM == 1 ]] && CASSANDRA_OPTS+=(-Dcassandra.unsafesystem=true)
+  [[ -n $jamm ]] && CASSANDRA_OPTS+=(-javaagent:"$jamm")
+  CASSANDRA_OPTS+=(-cp "$lib/*" org.apache.cassandra.service.CassandraDaemon)
+}
+
+start_cassandra() {
+  local conf=$CONF_DIR/cassandra.yaml
+  mkdir -p "$DATA_DIR/cassandra/triggers"
+  refuse_foreign_port cassandra "$CASSANDRA_PORT"
+  refuse_foreign_port cassandra-storage "$CASSANDRA_STORAGE_PORT"
+  render "$SCRIPT_DIR/cassandra/cassandra.yaml.in" "$conf" \
+    HOST="$STACK_HOST" CQL_PORT="$CASSANDRA_PORT" STORAGE_PORT="$CASSANDRA_STORAGE_PORT" \
+    CLUSTER_NAME=local-stack SEEDS="$STACK_HOST:$CASSANDRA_STORAGE_PORT" HINTED_HANDOFF=false
+  cassandra_opts cassandra "$conf" "$DATA_DIR/cassandra" 0
   local pid
-  pid=$(launch "$(log_of cassandra)" "$DATA_DIR/cassandra" \
-    "$JAVA" "${opts[@]}" -cp "$lib/*" org.apache.cassandra.service.CassandraDaemon)
+  pid=$(launch "$(log_of cassandra)" "$DATA_DIR/cassandra" "$JAVA" "${CASSANDRA_OPTS[@]}")
   echo "$pid" >"$(pidfile_of cassandra)"
   log "cassandra started (pid $pid), CQL on $STACK_HOST:$CASSANDRA_PORT"
 }
 
+# The JVM options of Kafka's tools and broker for node NAME (its log file).
+kafka_jopts() {
+  KAFKA_JOPTS=(
+    -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true
+    -Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/log4j2.xml"
+    -Dkafka.log.file="$(log_of "$1")"
+  )
+}
+
+# A new cluster id from Kafka's StorageTool (NAME: whose log gets stderr).
+kafka_random_uuid() {
+  local cluster_id
+  kafka_jopts "$1"
+  cluster_id=$("$JAVA" "${KAFKA_JOPTS[@]}" -cp "$CACHE_DIR/kafka/lib/*" kafka.tools.StorageTool random-uuid </dev/null 2>>"$(log_of "$1")" | tail -n 1)
+  [[ -n $cluster_id ]] || die "$1: StorageTool random-uuid printed nothing (see $(log_of "$1"))"
+  echo "$cluster_id"
+}
+
+# kafka_format NAME CONF LOGDIR CLUSTER_ID: once, unless already formatted.
+kafka_format() {
+  local name=$1 conf=$2 logdir=$3 cluster_id=$4
+  [[ -f $logdir/meta.properties ]] && return 0
+  kafka_jopts "$name"
+  log "$name: formatting $logdir (cluster id $cluster_id)"
+  if ! "$JAVA" "${KAFKA_JOPTS[@]}" -cp "$CACHE_DIR/kafka/lib/*" kafka.tools.StorageTool format -g \
+      -t "$cluster_id" -c "$conf" </dev/null >>"$(log_of "$name")" 2>&1; then
+    tail -n 40 "$(log_of "$name")" >&2
+    die "$name: StorageTool format failed"
+  fi
+}
+
+# kafka_launch NAME CONF LOGDIR: starts the broker, writes its pid file.
+kafka_launch() {
+  local name=$1 conf=$2 logdir=$3 pid
+  kafka_jopts "$name"
+  pid=$(launch "$(log_of "$name")" "$logdir" \
+    "$JAVA" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError -XX:ErrorFile="$LOG_DIR/$name-hs_err_%p.log" \
+    "${KAFKA_JOPTS[@]}" -cp "$CACHE_DIR/kafka/lib/*" kafka.Kafka "$conf")
+  echo "$pid" >"$(pidfile_of "$name")"
+  echo "$pid"
+}
 
 start_kafka() {
-  local lib=$CACHE_DIR/kafka/lib
   local conf=$CONF_DIR/server.properties
   local logdir=$DATA_DIR/kafka
   mkdir -p "$logdir"
@@ -330,29 +394,15 @@ start_kafka() {
   refuse_foreign_port kafka-controller "$KAFKA_CONTROLLER_PORT"
   render "$SCRIPT_DIR/kafka/server.properties.in" "$conf" \
     HOST="$STACK_HOST" PORT="$KAFKA_PORT" CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" \
-    LOG_DIRS="$logdir"
-  local jopts=(
-    -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true
-    -Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/log4j2.xml"
-    -Dkafka.log.file="$(log_of kafka)"
-  )
+    LOG_DIRS="$logdir" NODE_ID=1 VOTERS="1@$STACK_HOST:$KAFKA_CONTROLLER_PORT" \
+    REPLICATION_FACTOR=1 MIN_ISR=1
   if [[ ! -f $logdir/meta.properties ]]; then
     local cluster_id
-    cluster_id=$("$JAVA" "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool random-uuid </dev/null 2>>"$(log_of kafka)" | tail -n 1)
-    [[ -n $cluster_id ]] || die "kafka: StorageTool random-uuid printed nothing (see $(log_of kafka))"
-    log "kafka: formatting $logdir (cluster id $cluster_id)"
-    if ! "$JAVA" "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool format -g \
-        -t "$cluster_id" -c "$conf" </dev/null >>"$(log_of kafka)" 2>&1; then
-      tail -n 40 "$(log_of kafka)" >&2
-      die "kafka: StorageTool format failed"
-    fi
+    cluster_id=$(kafka_random_uuid kafka)
+    kafka_format kafka "$conf" "$logdir" "$cluster_id"
   fi
   local pid
-  pid=$(launch "$(log_of kafka)" "$logdir" \
-    "$JAVA" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:+ExitOnOutOfMemoryError -XX:ErrorFile="$LOG_DIR/kafka-hs_err_%p.log" \
-    "${jopts[@]}" -cp "$lib/*" kafka.Kafka "$conf")
-  echo "$pid" >"$(pidfile_of kafka)"
+  pid=$(kafka_launch kafka "$conf" "$logdir")
   log "kafka started (pid $pid), broker on $STACK_HOST:$KAFKA_PORT, controller on $STACK_HOST:$KAFKA_CONTROLLER_PORT"
 }
 
@@ -631,8 +681,23 @@ cmd_reset() {
   rm -rf "$DATA_DIR" "$LOG_DIR" "$CONF_DIR"
 }
 
+# `master redis` and `leader TOPIC PARTITION` as in the replicated topology
+# ("host:port node"), so a fault test asks the same way on either.
+cmd_master() {
+  [[ ${1:-} == redis ]] || die "usage: stack.sh master redis"
+  echo "$STACK_HOST:$REDIS_PORT redis"
+}
+
+cmd_leader() {
+  local topic=${1:-} partition=${2:-} out
+  [[ -n $topic && $partition =~ ^[0-9]+$ ]] || die "usage: stack.sh leader <topic> <partition>"
+  out=$(python3 "$PROBE" kafka-leader "$STACK_HOST" "$KAFKA_PORT" "$topic" "$partition" --timeout 3 2>&1) ||
+    die "${out##*: }"
+  echo "${out#* } kafka"
+}
+
 usage() {
-  sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -650,9 +715,17 @@ main() {
     resume) cmd_resume "$@" ;;
     reset) cmd_reset ;;
     browser) cmd_browser ;;
+    master) cmd_master "$@" ;;
+    leader) cmd_leader "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
   esac
 }
 
-main "$@"
+if [[ $STACK_TOPOLOGY == replicated ]]; then
+  # shellcheck source=stack/replicated.sh
+  source "$SCRIPT_DIR/replicated.sh"
+  repl_main "$@"
+else
+  main "$@"
+fi
