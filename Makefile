@@ -73,7 +73,7 @@ REPL_STACK_ENV := CASSANDRA_NODE_HOSTS=127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9
 	CASSANDRA_DATACENTER=datacenter1 \
 	"CASSANDRA_REPLICATION={'class': 'NetworkTopologyStrategy', 'datacenter1': 3}" \
 	CACHE_SENTINELS=127.0.0.1:26379,127.0.0.2:26379,127.0.0.3:26379 CACHE_SENTINEL_MASTER=chat \
-	KAFKA_BROKERS=127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092
+	KAFKA_BROKERS=127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092 KAFKA_PUBLISH_TIMEOUT_MS=1400
 
 .PHONY: stack-up-replicated stack-down-replicated stack-status-replicated
 stack-up-replicated: ## Start the replicated stack (3 Cassandra, 3 Kafka, Redis + replica + 3 Sentinels on 127.0.0.1-3)
@@ -82,6 +82,10 @@ stack-down-replicated: ## Stop what stack-up-replicated started
 	$(REPL_STACK) down
 stack-status-replicated: ## Show the replicated stack, one line per node
 	$(REPL_STACK) status
+.PHONY: test-replicated
+test-replicated: stack-up-replicated ## The fault tests of the replicated topology: one Cassandra node, the busy partition's Kafka leader, the Redis master SIGKILLed under traffic (~4 min)
+	cargo build --workspace --bins
+	E2E_TOPOLOGY=replicated cargo test --workspace --no-fail-fast --test faults replicated:: -- --test-threads=1
 
 # Docker (README, "Docker"): the engine, the images, the compose system.
 .PHONY: docker-engine docker-engine-stop docker-images compose-smoke

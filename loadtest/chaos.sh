@@ -24,6 +24,13 @@
 #   LOAD_NO_BUILD=1   skip `cargo build --release`
 # and stack/stack.sh's own variables (STACK_DIR, CASSANDRA_PORT, KAFKA_PORT,
 # REDIS_PORT, ...) to run on a stack of its own: this run kills its backends.
+#
+# STACK_TOPOLOGY=replicated runs on the replicated stack (three Cassandra
+# nodes, three Kafka brokers, Redis behind Sentinel): the instances are
+# configured for it, and the faults are nodes, by default
+# cassandra-2,kafka-leader,redis-master,instance-2, where kafka-leader is
+# the broker leading partition 0 of the message topic and redis-master the
+# master the Sentinels name, each found when its fault begins.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +44,15 @@ KAFKA_PORT=${KAFKA_PORT:-9092}
 REDIS_PORT=${REDIS_PORT:-6379}
 export STACK_HOST CASSANDRA_PORT KAFKA_PORT REDIS_PORT
 STACK_RUN_DIR=${STACK_DIR:-$REPO_ROOT/.stack}/run
+STACK_TOPOLOGY=${STACK_TOPOLOGY:-single}
+export STACK_TOPOLOGY
+# The replicated stack's nodes, as stack.sh places them.
+read -ra REPL_NODES <<<"$(tr ',' ' ' <<<"${REPL_HOSTS:-127.0.0.1 127.0.0.2 127.0.0.3}")"
+join_nodes() { # join_nodes PORT: host:PORT,host:PORT,...
+  local out=() host
+  for host in "${REPL_NODES[@]}"; do out+=("$host:$1"); done
+  (IFS=,; echo "${out[*]}")
+}
 # How long an instance may take to answer /ready after it starts.
 READY_TIMEOUT=${CHAOS_READY_TIMEOUT:-120}
 
@@ -76,14 +92,29 @@ start_instance() {
     log "something already answers on port $port; set LOAD_PORT"
     return 1
   fi
+  local backends=(
+    CASSANDRA_NODE_HOSTS="$STACK_HOST:$CASSANDRA_PORT"
+    CACHE_HOST="$STACK_HOST" CACHE_PORT="$REDIS_PORT"
+    KAFKA_BROKERS="$STACK_HOST:$KAFKA_PORT"
+  )
+  if [[ $STACK_TOPOLOGY == replicated ]]; then
+    backends=(
+      CASSANDRA_NODE_HOSTS="$(join_nodes "$CASSANDRA_PORT")"
+      CASSANDRA_DATACENTER=datacenter1
+      CASSANDRA_REPLICATION="{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
+      CACHE_HOST="${REPL_NODES[0]}" CACHE_PORT="$REDIS_PORT"
+      CACHE_SENTINELS="$(join_nodes "${SENTINEL_PORT:-26379}")"
+      CACHE_SENTINEL_MASTER="${SENTINEL_MASTER:-chat}"
+      KAFKA_BROKERS="$(join_nodes "$KAFKA_PORT")" KAFKA_PUBLISH_TIMEOUT_MS=1400
+    )
+  fi
   # Own session and no terminal: it outlives the `ctl` that started it.
   (
     exec setsid nohup env PORT="$port" HOST=127.0.0.1 \
       RUST_LOG="$CHAOS_RUST_LOG" NO_COLOR=1 \
-      CASSANDRA_NODE_HOSTS="$STACK_HOST:$CASSANDRA_PORT" \
+      "${backends[@]}" \
       CASSANDRA_KEYSPACE="load_$CHAOS_STACK_ID" \
-      CACHE_HOST="$STACK_HOST" CACHE_PORT="$REDIS_PORT" CACHE_PREFIX="load:$CHAOS_STACK_ID:" \
-      KAFKA_BROKERS="$STACK_HOST:$KAFKA_PORT" \
+      CACHE_PREFIX="load:$CHAOS_STACK_ID:" \
       KAFKA_TOPIC_PREFIX="load-$CHAOS_STACK_ID." \
       KAFKA_CONSUMER_GROUP="load-$CHAOS_STACK_ID" \
       "$CHAOS_BIN" </dev/null >>"$CHAOS_REPORT_DIR/instance-$n.log" 2>&1
@@ -151,12 +182,37 @@ kill_backend() {
   while alive "$pid"; do sleep 0.1; done
 }
 
+# A node found when its fault begins (the Kafka leader of partition 0 of
+# the message topic, the Redis master): `kill` finds and remembers it,
+# `start` starts the one it killed.
+found_node() {
+  local role=$1 file="$CHAOS_REPORT_DIR/$1.node" answer
+  case $role in
+    kafka-leader) answer=$(bash stack/stack.sh leader "load-$CHAOS_STACK_ID.chats.message-created" 0) ;;
+    redis-master) answer=$(bash stack/stack.sh master redis) ;;
+  esac
+  # "host:port name"
+  echo "${answer##* }" | tee "$file"
+}
+
 ctl() {
   local verb=${1:-} target=${2:-}
   [[ -n ${CHAOS_REPORT_DIR:-} ]] || { log "ctl runs under loadtest/chaos.sh only (CHAOS_* not set)"; exit 2; }
   case $verb:$target in
     kill:redis | kill:cassandra | kill:kafka) kill_backend "$target" ;;
     start:redis | start:cassandra | start:kafka) bash stack/stack.sh start "$target" ;;
+    # Nodes of the replicated stack.
+    kill:cassandra-[0-9] | kill:kafka-[0-9] | kill:redis-[0-9] | kill:sentinel-[0-9])
+      bash stack/stack.sh kill "$target" ;;
+    start:cassandra-[0-9] | start:kafka-[0-9] | start:redis-[0-9] | start:sentinel-[0-9])
+      bash stack/stack.sh start "$target" ;;
+    kill:kafka-leader | kill:redis-master)
+      local node
+      node=$(found_node "$target")
+      log "$target is $node"
+      bash stack/stack.sh kill "$node" ;;
+    start:kafka-leader | start:redis-master)
+      bash stack/stack.sh start "$(cat "$CHAOS_REPORT_DIR/$target.node")" ;;
     kill:instance-[0-9]*) kill_instance "${target#instance-}" ;;
     start:instance-[0-9]*) start_instance "${target#instance-}" ;;
     # The scale nemesis: an extra instance of the deployment (no chatters
@@ -224,6 +280,10 @@ start_instance 2
 ARGS=("$@")
 if [[ " ${ARGS[*]+"${ARGS[*]}"} " != *" -u "* && " ${ARGS[*]+"${ARGS[*]}"} " != *" --users"* ]]; then
   ARGS=(-u 200 -r 50 "${ARGS[@]+"${ARGS[@]}"}")
+fi
+
+if [[ $STACK_TOPOLOGY == replicated ]]; then
+  export LOAD_CHAOS_FAULTS=${LOAD_CHAOS_FAULTS:-cassandra-2,kafka-leader,redis-master,instance-2}
 fi
 
 status=0

@@ -5,6 +5,12 @@
 //! explicit: `E2E_STACK=docker` starts containers, and anything else
 //! (`E2E_STACK=local`, or unset) uses the local stack, whether or not a
 //! Docker engine happens to answer on this machine.
+//!
+//! Two topologies of the local stack: one process of each backend (the
+//! default), or `E2E_TOPOLOGY=replicated` for the cluster of
+//! `STACK_TOPOLOGY=replicated stack/stack.sh up` (three Cassandra nodes,
+//! three Kafka brokers, a Redis master and replica behind Sentinel), whose
+//! nodes the fault tests kill one at a time by name.
 
 use std::{
     process::Command,
@@ -23,6 +29,20 @@ pub enum Provider {
     Docker(Vec<docker::Container>),
 }
 
+/// How many processes run each backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// One of each.
+    Single,
+    /// Three Cassandra nodes (replication factor 3), three Kafka brokers
+    /// (replication factor 3, `min.insync.replicas` 2), and Redis with a
+    /// replica and three Sentinels.
+    Replicated,
+}
+
+/// The Sentinels' master name in the replicated topology.
+pub const SENTINEL_MASTER: &str = "chat";
+
 /// Addresses of the real backing services. For the local provider the
 /// defaults match `make stack-up`; `E2E_CASSANDRA`, `E2E_REDIS_HOST`,
 /// `E2E_REDIS_PORT` and `E2E_KAFKA` point the suite elsewhere.
@@ -30,7 +50,9 @@ pub enum Provider {
 pub struct Stack {
     /// Who runs the services.
     pub provider: Provider,
-    /// `host:port` of a Cassandra node.
+    /// How many processes of each.
+    pub topology: Topology,
+    /// `host:port` of the Cassandra contact points, comma separated.
     pub cassandra: String,
     /// Redis host.
     pub redis_host: String,
@@ -38,6 +60,9 @@ pub struct Stack {
     pub redis_port: u16,
     /// Kafka bootstrap servers.
     pub kafka: String,
+    /// With [`Topology::Replicated`]: the Sentinels, `host:port`, comma
+    /// separated (the Redis master is found through them).
+    pub sentinels: Option<String>,
     /// Names private to this test process.
     pub run: RunNames,
 }
@@ -83,6 +108,21 @@ impl Stack {
                 Ok(other) => panic!("E2E_STACK must be docker or local, not {other:?}"),
                 Err(_) => false,
             };
+            let topology = match std::env::var("E2E_TOPOLOGY").as_deref() {
+                Ok("replicated") => Topology::Replicated,
+                Ok("single") | Err(_) => Topology::Single,
+                Ok(other) => panic!("E2E_TOPOLOGY must be single or replicated, not {other:?}"),
+            };
+            assert!(
+                !(use_docker && topology == Topology::Replicated),
+                "the replicated topology runs on the local stack only (leave E2E_STACK unset)"
+            );
+            let sentinels = (topology == Topology::Replicated).then(|| {
+                var(
+                    "E2E_REDIS_SENTINELS",
+                    "127.0.0.1:26379,127.0.0.2:26379,127.0.0.3:26379",
+                )
+            });
             let (provider, cassandra, (redis_host, redis_port), kafka) = if use_docker {
                 let containers = docker::start().expect("starting the Docker stack");
                 (
@@ -90,6 +130,20 @@ impl Stack {
                     containers.cassandra,
                     containers.redis,
                     containers.kafka,
+                )
+            } else if topology == Topology::Replicated {
+                (
+                    Provider::Local,
+                    var(
+                        "E2E_CASSANDRA",
+                        "127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9042",
+                    ),
+                    // The first master; the service asks the Sentinels.
+                    (
+                        var("E2E_REDIS_HOST", "127.0.0.1"),
+                        var("E2E_REDIS_PORT", "6379").parse().unwrap_or(6379),
+                    ),
+                    var("E2E_KAFKA", "127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092"),
                 )
             } else {
                 (
@@ -104,10 +158,12 @@ impl Stack {
             };
             Stack {
                 provider,
+                topology,
                 cassandra,
                 redis_host,
                 redis_port,
                 kafka,
+                sentinels,
                 run: RunNames {
                     keyspace: run.clone(),
                     topic_prefix: format!("{run}."),
@@ -126,6 +182,21 @@ impl Stack {
     /// another's consumer group rebalance. Instances of one deployment
     /// share everything, as a scaled-out service does.
     pub fn service_env(&self, deployment: &str) -> Vec<(String, String)> {
+        let replicated = self.sentinels.as_ref().map(|sentinels| {
+            [
+                (
+                    "CASSANDRA_REPLICATION",
+                    "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}".to_owned(),
+                ),
+                ("CASSANDRA_DATACENTER", "datacenter1".to_owned()),
+                ("CACHE_SENTINELS", sentinels.clone()),
+                ("CACHE_SENTINEL_MASTER", SENTINEL_MASTER.to_owned()),
+                // Long enough for a partition's leadership to move after
+                // its broker died (1 s to fence it, then the metadata),
+                // short enough to answer within the contract's 1.5 s.
+                ("KAFKA_PUBLISH_TIMEOUT_MS", "1400".to_owned()),
+            ]
+        });
         [
             ("CASSANDRA_NODE_HOSTS", self.cassandra.clone()),
             ("CASSANDRA_KEYSPACE", self.run.keyspace.clone()),
@@ -147,6 +218,7 @@ impl Stack {
             ("KAFKA_TOPIC_PARTITIONS", "2".to_owned()),
         ]
         .into_iter()
+        .chain(replicated.into_iter().flatten())
         .map(|(name, value)| (name.to_owned(), value))
         .collect()
     }
@@ -239,21 +311,36 @@ impl Stack {
         self.control(service, Verb::Start);
     }
 
+    /// Crashes one node of the replicated topology, by `stack/stack.sh`'s
+    /// name (`cassandra-2`, `kafka-1`, `redis-1`): SIGKILL, and returns
+    /// once the process is gone.
+    pub fn kill_node(&self, node: &str) {
+        self.stack_sh(Verb::Kill, node);
+    }
+
+    /// Brings a killed node of the replicated topology back and returns
+    /// once it answers (a Cassandra node: once it is in the ring again).
+    pub fn start_node(&self, node: &str) {
+        self.stack_sh(Verb::Start, node);
+    }
+
+    fn stack_sh(&self, verb: Verb, target: &str) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../stack/stack.sh");
+        let topology = match self.topology {
+            Topology::Single => "single",
+            Topology::Replicated => "replicated",
+        };
+        let status = Command::new("bash")
+            .args([script, verb.name(), target])
+            .env("STACK_TOPOLOGY", topology)
+            .status()
+            .expect("cannot run stack/stack.sh");
+        assert!(status.success(), "stack.sh {} {target} failed", verb.name());
+    }
+
     fn control(&self, service: Service, verb: Verb) {
         match &self.provider {
-            Provider::Local => {
-                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../stack/stack.sh");
-                let status = Command::new("bash")
-                    .args([script, verb.name(), service.name()])
-                    .status()
-                    .expect("cannot run stack/stack.sh");
-                assert!(
-                    status.success(),
-                    "stack.sh {} {} failed",
-                    verb.name(),
-                    service.name()
-                );
-            }
+            Provider::Local => self.stack_sh(verb, service.name()),
             Provider::Docker(containers) => {
                 let container = containers
                     .iter()
@@ -273,4 +360,16 @@ impl Stack {
             }
         }
     }
+}
+
+/// The replicated topology's node of `service` on `host`: nodes sit on
+/// 127.0.0.1, .2 and .3 and are numbered by their address, as ccm does
+/// (`127.0.0.2` runs `kafka-2`).
+pub fn node_at(service: Service, host: &str) -> String {
+    let index = host
+        .rsplit('.')
+        .next()
+        .and_then(|last| last.parse::<u8>().ok())
+        .unwrap_or_else(|| panic!("{host} is not a loopback address of the replicated stack"));
+    format!("{}-{index}", service.name())
 }

@@ -1,6 +1,7 @@
 //! Cassandra away: killed under traffic for longer than the store retries'
 //! back-off, and killed right after a fresh keyspace's schema was applied.
 
+use e2e::stack::Topology;
 use std::time::Duration;
 
 use e2e::{
@@ -25,7 +26,7 @@ use crate::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_cassandra_is_killed_under_traffic_every_accepted_message_is_stored_and_delivered_in_order_without_chat_500(
 ) {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;
@@ -80,7 +81,7 @@ async fn when_cassandra_is_killed_under_traffic_every_accepted_message_is_stored
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_cassandra_is_killed_right_after_a_fresh_keyspace_is_created_the_service_becomes_ready_and_stores_messages(
 ) {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;

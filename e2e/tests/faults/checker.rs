@@ -38,6 +38,9 @@ pub struct Verdict {
     pub max_delivery_delay: Duration,
     /// Longest time a client waited for an ack it got.
     pub max_ack_wait: Duration,
+    /// Per accepted message and watcher that must see it: when it was
+    /// sent, and how long it took to arrive.
+    pub delivery_delays: Vec<(Duration, Duration)>,
     /// Messages that ended without any ack on an open connection.
     pub silent: Vec<String>,
     /// Messages whose sender's connection broke before the outcome.
@@ -80,6 +83,25 @@ impl Verdict {
             })
             .collect();
         assert!(found.is_empty(), "{self}\n{}", found.join("\n"));
+    }
+}
+
+impl Verdict {
+    /// The `quantile` (0 to 1) of the delivery delays of the messages sent
+    /// between `from` and `to`; zero when none was.
+    pub fn delivery_delay_quantile(&self, from: Duration, to: Duration, quantile: f64) -> Duration {
+        let mut delays: Vec<Duration> = self
+            .delivery_delays
+            .iter()
+            .filter(|(sent_at, _)| (from..=to).contains(sent_at))
+            .map(|(_, delay)| *delay)
+            .collect();
+        if delays.is_empty() {
+            return Duration::ZERO;
+        }
+        delays.sort_unstable();
+        let rank = ((delays.len() as f64 * quantile).ceil() as usize).clamp(1, delays.len());
+        delays[rank - 1]
     }
 }
 
@@ -203,11 +225,13 @@ pub fn check(history: &History) -> Verdict {
             match watch.deliveries.iter().find(|delivery| {
                 delivery.client_message_id.as_deref() == Some(op.client_message_id.as_str())
             }) {
-                Some(delivery) => {
-                    verdict.max_delivery_delay = verdict
-                        .max_delivery_delay
-                        .max(delivery.at.saturating_sub(op.sent_at));
+                Some(delivery) if delivery.at > Duration::ZERO => {
+                    let delay = delivery.at.saturating_sub(op.sent_at);
+                    verdict.max_delivery_delay = verdict.max_delivery_delay.max(delay);
+                    verdict.delivery_delays.push((op.sent_at, delay));
                 }
+                // Found in the stored history, read afterwards: no time.
+                Some(_) => {}
                 None => {
                     verdict
                         .lost

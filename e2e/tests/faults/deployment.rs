@@ -57,15 +57,7 @@ impl Deployment {
     /// `members` members.
     pub async fn wait_groups_stable(&self, members: usize) {
         let timeout = Duration::from_secs(60);
-        let env = |name: &str| {
-            self.servers[0]
-                .env()
-                .iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| value.clone())
-                .unwrap_or_else(|| panic!("{name} is not set for the deployment"))
-        };
-        let (brokers, group) = (env("KAFKA_BROKERS"), env("KAFKA_CONSUMER_GROUP"));
+        let (brokers, group) = (self.env("KAFKA_BROKERS"), self.env("KAFKA_CONSUMER_GROUP"));
         let settled = tokio::task::spawn_blocking(move || {
             let admin: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &brokers)
@@ -103,6 +95,53 @@ impl Deployment {
             settled.is_empty(),
             "consumer groups did not settle with {members} members within {timeout:?}: {settled:?}"
         );
+    }
+
+    /// The deployment's setting `name` (its instances share them).
+    pub fn env(&self, name: &str) -> String {
+        self.servers[0]
+            .env()
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| panic!("{name} is not set for the deployment"))
+    }
+
+    /// The host of the broker that leads `partition` of the deployment's
+    /// topic `topic` (without its prefix), as the cluster's metadata says.
+    pub async fn partition_leader(&self, topic: &str, partition: i32) -> String {
+        let brokers = self.env("KAFKA_BROKERS");
+        let topic = format!("{}{topic}", self.env("KAFKA_TOPIC_PREFIX"));
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()
+                .expect("a Kafka client for the metadata");
+            let metadata = client
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .expect("the topic's metadata");
+            let leader = metadata
+                .topics()
+                .iter()
+                .find(|found| found.name() == topic)
+                .and_then(|found| {
+                    found
+                        .partitions()
+                        .iter()
+                        .find(|p| p.id() == partition)
+                        .map(|p| p.leader())
+                })
+                .unwrap_or_else(|| panic!("no partition {partition} of {topic}"));
+            metadata
+                .brokers()
+                .iter()
+                .find(|broker| broker.id() == leader)
+                .map(|broker| broker.host().to_owned())
+                .unwrap_or_else(|| panic!("broker {leader} is not in the metadata"))
+        })
+        .await
+        .expect("the metadata lookup")
     }
 
     /// Waits until `/ready` answers `want` on every instance and returns

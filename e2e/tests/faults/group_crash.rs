@@ -3,6 +3,7 @@
 //! while both are sending, and every member connected to the survivor gets
 //! each accepted message once, in each sender's order.
 
+use e2e::stack::Topology;
 use std::{
     collections::{HashMap, HashSet},
     sync::{
@@ -70,7 +71,7 @@ async fn send(socket: &ChatSocket, room: &str, accepted: &AtomicUsize) -> Sent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_an_instance_dies_mid_burst_every_group_member_on_the_survivor_gets_each_accepted_message_once_in_order(
 ) {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;

@@ -5,6 +5,7 @@
 //! came back reads again what it had not committed, without delivering it
 //! again.
 
+use e2e::stack::Topology;
 use std::time::{Duration, Instant};
 
 use e2e::{
@@ -27,7 +28,7 @@ const SURVIVOR: usize = 1;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_one_of_two_instances_dies_mid_burst_the_survivor_keeps_working_and_its_sockets_lose_nothing(
 ) {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;
@@ -81,7 +82,7 @@ async fn when_one_of_two_instances_dies_mid_burst_the_survivor_keeps_working_and
 /// message: it must not reach them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_read_again_after_a_crash_does_not_reach_the_restarted_instances_new_sockets() {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;

@@ -1,6 +1,7 @@
 //! Kafka away: killed under traffic, and paused long enough for a publish
 //! to time out (the ambiguous `chat_503`).
 
+use e2e::stack::Topology;
 use std::time::Duration;
 
 use e2e::{chat::full_history, stack::Service};
@@ -27,7 +28,7 @@ const KAFKA_SETTLE: Duration = Duration::from_secs(180);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_kafka_is_killed_for_90_s_under_traffic_senders_hear_accepted_or_chat_503_within_2_s_and_every_accepted_message_is_delivered(
 ) {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;
@@ -75,7 +76,7 @@ async fn when_kafka_is_killed_for_90_s_under_traffic_senders_hear_accepted_or_ch
 /// `clientMessageId` must end with one message, delivered once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resend_after_an_ambiguous_chat_503_yields_one_message_delivered_once() {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;

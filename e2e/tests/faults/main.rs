@@ -18,7 +18,8 @@
 //! [`deployment`] starts the two instances; [`scenario`] is the flow most
 //! scenarios share. The scenarios are one module per backend, plus the
 //! poison message, an instance crash, and instances coming and going
-//! ([`scaling`]).
+//! ([`scaling`]); [`replicated`] kills one node of a replicated backend
+//! (`E2E_TOPOLOGY=replicated`), where clients should notice nothing.
 
 mod checker;
 mod client;
@@ -35,9 +36,26 @@ mod instance_crash;
 mod kafka_faults;
 mod poison;
 mod redis_faults;
+mod replicated;
 mod scaling;
 
+use e2e::stack::{Stack, Topology};
 use tokio::sync::{Mutex, MutexGuard};
+
+/// Whether this scenario can run here: it starts its own processes and
+/// breaks backends of `topology` (`E2E_TOPOLOGY`), so it skips on the
+/// other topology and against an external target.
+pub fn on_topology(topology: Topology) -> bool {
+    if !e2e::controls_processes() {
+        return false;
+    }
+    let here = Stack::get().topology;
+    if here != topology {
+        eprintln!("skipped: a scenario of the {topology:?} topology, and the stack is {here:?} (E2E_TOPOLOGY)");
+        return false;
+    }
+    true
+}
 
 /// One fault at a time: they share the stack.
 static STACK_LOCK: Mutex<()> = Mutex::const_new(());

@@ -8,6 +8,7 @@
 //! message sent meanwhile would be poisoned too, and a replay delivers
 //! them after later messages by design.
 
+use e2e::stack::Topology;
 use std::{process::Stdio, time::Duration};
 
 use e2e::{chat::is_message, server::binary, socket::EVENT_TIMEOUT, TestServer};
@@ -60,7 +61,7 @@ enum Scaling {
 }
 
 async fn poisoned(scaling: Scaling) {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;

@@ -6,6 +6,7 @@
 //! answered (accepted or refused, never left hanging) during the outage
 //! and accepted after it.
 
+use e2e::stack::Topology;
 use std::time::Duration;
 
 use e2e::stack::Service;
@@ -18,7 +19,7 @@ use crate::{
 };
 
 async fn redis_away_under_traffic(fault: Fault) {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;

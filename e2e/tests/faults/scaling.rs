@@ -9,6 +9,7 @@
 //! stopped with SIGTERM exits by itself within its stop timeout, even with
 //! every backend frozen.
 
+use e2e::stack::Topology;
 use std::time::{Duration, Instant};
 
 use e2e::{stack::Service, TestServer};
@@ -36,7 +37,7 @@ const WINDOW: usize = 8;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_joining_leaving_and_dying_under_traffic_lose_nothing_and_answer_every_message_in_time(
 ) {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;
@@ -113,7 +114,7 @@ async fn instances_joining_leaving_and_dying_under_traffic_lose_nothing_and_answ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_told_to_stop_while_every_backend_is_frozen_exits_within_its_stop_timeout() {
-    if !e2e::controls_processes() {
+    if !crate::on_topology(Topology::Single) {
         return;
     }
     let _one_at_a_time = one_at_a_time().await;
