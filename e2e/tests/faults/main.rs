@@ -17,8 +17,9 @@
 //!
 //! [`deployment`] starts the two instances; [`scenario`] is the flow most
 //! scenarios share. The scenarios are one module per backend, plus the
-//! poison message, an instance crash, and instances coming and going
-//! ([`scaling`]).
+//! poison message, an instance crash, instances coming and going
+//! ([`scaling`]), and a Sentinel failover of a Redis of the test's own
+//! ([`redis_failover`]).
 
 mod checker;
 mod client;
@@ -34,6 +35,7 @@ mod group_crash;
 mod instance_crash;
 mod kafka_faults;
 mod poison;
+mod redis_failover;
 mod redis_faults;
 mod scaling;
 
