@@ -19,10 +19,10 @@
 //! - [`fanout`], [`store`], [`passwords`]: the emitting interface the
 //!   layers above use; durable state behind small traits, Cassandra and
 //!   in memory side by side; argon2id.
-//! - [`domain`], [`config`], [`redis_link`], [`locks`], [`telemetry`]: the
-//!   ground. Types that parse input once, at the edge; settings read once
-//!   from the environment; the connection to the Redis master, which
-//!   follows it through a Sentinel failover; poison-tolerant locks; logs
+//! - [`domain`], [`redis_link`], [`config`], [`locks`], [`telemetry`]: the
+//!   ground. Types that parse input once, at the edge; the connection to
+//!   the Redis master, which follows it through a Sentinel failover;
+//!   settings read once from the environment; poison-tolerant locks; logs
 //!   and metrics.
 
 pub mod config;
