@@ -46,7 +46,7 @@ use redis::{
 use tokio::sync::{watch, Notify};
 
 use crate::{
-    config::{RedisMaster, RedisSettings},
+    config::{RedisMaster, RedisSettings, Secret},
     locks::RwLockExt,
 };
 
@@ -141,7 +141,7 @@ impl RedisLink {
     pub async fn connect(settings: &RedisSettings, options: LinkOptions) -> anyhow::Result<Self> {
         let live = Arc::new(AtomicU64::new(0));
         let nodes = Nodes {
-            password: settings.password.as_ref().map(|p| p.expose().to_owned()),
+            password: settings.password.clone(),
             options,
             live: live.clone(),
         };
@@ -518,7 +518,7 @@ async fn ask(
 
 /// Opens managers on data nodes, all with the same password and options.
 struct Nodes {
-    password: Option<String>,
+    password: Option<Secret>,
     options: LinkOptions,
     live: Arc<AtomicU64>,
 }
@@ -533,7 +533,7 @@ impl Nodes {
     ) -> Result<ConnectionManager, String> {
         let mut redis = RedisConnectionInfo::default().set_protocol(ProtocolVersion::RESP3);
         if let Some(password) = &self.password {
-            redis = redis.set_password(password);
+            redis = redis.set_password(password.expose());
         }
         let info = (address.host.clone(), address.port)
             .into_connection_info()
