@@ -22,11 +22,17 @@
 //! error. Replication is asynchronous, so what the old master acknowledged
 //! but had not yet sent to its replica is lost with it.
 //!
+//! [`sentinels`] asks the Sentinels; [`nodes`] opens managers on the data
+//! nodes and checks the master's role.
+//!
 //! Pub/sub follows too, for the one user that needs it (the adapter's
 //! driver): [`LinkOptions::pushes`] receives the messages of the current
 //! manager only, so a demoted master that still delivers to an old
 //! subscription cannot double them, and [`RedisLink::swaps`] tells the
 //! subscriber when to subscribe again on the new master.
+
+mod nodes;
+mod sentinels;
 
 use std::{
     fmt,
@@ -39,14 +45,15 @@ use std::{
 
 use async_trait::async_trait;
 use redis::{
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
-    AsyncConnectionConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo,
-    RedisConnectionInfo, RedisError, RedisFuture, RedisResult, Role, ServerErrorKind, Value,
+    aio::{ConnectionLike, ConnectionManager},
+    Cmd, ErrorKind, Pipeline, PushInfo, RedisError, RedisFuture, RedisResult, ServerErrorKind,
+    Value,
 };
 use tokio::sync::{watch, Notify};
 
+use self::{nodes::Nodes, sentinels::Sentinels};
 use crate::{
-    config::{RedisMaster, RedisSettings, Secret},
+    config::{RedisMaster, RedisSettings},
     locks::RwLockExt,
 };
 
@@ -454,134 +461,6 @@ async fn check(
     })
 }
 
-/// The Sentinels, asked in turn, each on a connection kept between
-/// questions.
-struct Sentinels {
-    sentinels: Vec<(Address, Option<MultiplexedConnection>)>,
-    name: String,
-}
-
-impl Sentinels {
-    fn new(sentinels: Vec<Address>, name: String) -> Self {
-        Self {
-            sentinels: sentinels.into_iter().map(|a| (a, None)).collect(),
-            name,
-        }
-    }
-}
-
-#[async_trait]
-impl Locate for Sentinels {
-    async fn master(&mut self) -> Result<Address, String> {
-        let mut causes = Vec::new();
-        for (sentinel, connection) in &mut self.sentinels {
-            match ask(sentinel, connection, &self.name).await {
-                Ok(Some(master)) => return Ok(master),
-                Ok(None) => causes.push(format!("{sentinel} knows no master {:?}", self.name)),
-                Err(error) => {
-                    *connection = None;
-                    causes.push(format!("{sentinel}: {error}"));
-                }
-            }
-        }
-        Err(causes.join("; "))
-    }
-}
-
-/// `SENTINEL get-master-addr-by-name` on one Sentinel.
-async fn ask(
-    sentinel: &Address,
-    connection: &mut Option<MultiplexedConnection>,
-    name: &str,
-) -> RedisResult<Option<Address>> {
-    let connection = match connection {
-        Some(connection) => connection,
-        None => {
-            let client = redis::Client::open((sentinel.host.clone(), sentinel.port))?;
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(SENTINEL_TIMEOUT))
-                .set_response_timeout(Some(SENTINEL_TIMEOUT));
-            connection.insert(
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?,
-            )
-        }
-    };
-    let master: Option<(String, u16)> = redis::cmd("SENTINEL")
-        .arg("get-master-addr-by-name")
-        .arg(name)
-        .query_async(connection)
-        .await?;
-    Ok(master.map(|(host, port)| Address::new(host, port)))
-}
-
-/// Opens managers on data nodes, all with the same password and options.
-struct Nodes {
-    password: Option<Secret>,
-    options: LinkOptions,
-    live: Arc<AtomicU64>,
-}
-
-impl Nodes {
-    /// A connected manager on `address`, whose pushes count while it is
-    /// generation `generation`.
-    async fn manager_of(
-        &self,
-        address: &Address,
-        generation: u64,
-    ) -> Result<ConnectionManager, String> {
-        let mut redis = RedisConnectionInfo::default().set_protocol(ProtocolVersion::RESP3);
-        if let Some(password) = &self.password {
-            redis = redis.set_password(password.expose());
-        }
-        let info = (address.host.clone(), address.port)
-            .into_connection_info()
-            .map_err(|error| error.to_string())?
-            .set_redis_settings(redis);
-        let client = redis::Client::open(info).map_err(|error| error.to_string())?;
-        let mut config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(NODE_TIMEOUT))
-            .set_response_timeout(Some(NODE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(self.options.max_delay);
-        if let Some(pushes) = &self.options.pushes {
-            let (pushes, live) = (pushes.clone(), self.live.clone());
-            config = config
-                .set_push_sender(move |push: PushInfo| {
-                    // A replaced manager's connection may still be open,
-                    // to a demoted master that replicates every publish.
-                    if live.load(Ordering::SeqCst) == generation {
-                        pushes(push);
-                    }
-                    Ok::<(), std::convert::Infallible>(())
-                })
-                .set_automatic_resubscription();
-        }
-        ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|error| error.to_string())
-    }
-}
-
-#[async_trait]
-impl Open for Nodes {
-    async fn open(&self, address: &Address, generation: u64) -> Result<ConnectionManager, String> {
-        let mut manager = self.manager_of(address, generation).await?;
-        let role = tokio::time::timeout(
-            NODE_TIMEOUT,
-            redis::cmd("ROLE").query_async::<Role>(&mut manager),
-        )
-        .await
-        .map_err(|_| format!("no answer to ROLE within {NODE_TIMEOUT:?}"))?
-        .map_err(|error| error.to_string())?;
-        match role {
-            Role::Primary { .. } => Ok(manager),
-            other => Err(format!("ROLE says {other:?}, not master")),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -639,7 +518,8 @@ mod tests {
 
     fn lazy_manager(address: &Address) -> ConnectionManager {
         let client = redis::Client::open((address.host.clone(), address.port)).unwrap();
-        ConnectionManager::new_lazy_with_config(client, ConnectionManagerConfig::new()).unwrap()
+        let config = redis::aio::ConnectionManagerConfig::new();
+        ConnectionManager::new_lazy_with_config(client, config).unwrap()
     }
 
     fn link_on(address: &Address) -> RedisLink {
