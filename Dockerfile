@@ -8,7 +8,8 @@
 #
 # Configuration is the environment only (see service/src/config.rs):
 # CASSANDRA_NODE_HOSTS, CASSANDRA_DATACENTER, CASSANDRA_KEYSPACE, CACHE_HOST,
-# CACHE_PORT, CACHE_PASSWORD, CACHE_PREFIX, KAFKA_BROKERS, KAFKA_CONSUMER_GROUP,
+# CACHE_PORT, CACHE_SENTINELS, CACHE_SENTINEL_MASTER, CACHE_PASSWORD,
+# CACHE_PREFIX, KAFKA_BROKERS, KAFKA_CONSUMER_GROUP,
 # KAFKA_SERVICE_NAME, KAFKA_USERNAME, KAFKA_PASSWORD, PORT, ...
 # `chat-service migrate` applies the Cassandra schema and exits; `serve` (the
 # default) applies it too before it starts listening.

@@ -15,6 +15,8 @@
 //! - [`browser`]: headless Chromium sessions through ChromeDriver, with
 //!   screenshots of each step kept for a failing test.
 //! - [`proxy`]: a TCP proxy a test can cut, as a dropped network does.
+//! - [`sentinel`]: a Redis master, its replica and three Sentinels of the
+//!   test's own, for failover tests.
 //! - [`engine_io`]: a raw engine.io client (websocket and polling), for
 //!   frames the Socket.IO client would not send as they are.
 
@@ -26,6 +28,7 @@ pub mod engine_io;
 pub mod pipelined;
 pub mod ports;
 pub mod proxy;
+pub mod sentinel;
 pub mod server;
 pub mod socket;
 pub mod stack;

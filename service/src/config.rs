@@ -27,7 +27,7 @@ pub struct Settings {
     pub port: u16,
     /// Cassandra, when `CASSANDRA_NODE_HOSTS` is set.
     pub cassandra: Option<CassandraSettings>,
-    /// Redis, when `CACHE_HOST` is set.
+    /// Redis, when `CACHE_HOST` or `CACHE_SENTINELS` is set.
     pub redis: Option<RedisSettings>,
     /// Kafka, when `KAFKA_BROKERS` is set.
     pub kafka: Option<KafkaSettings>,
@@ -133,27 +133,34 @@ impl Consistency {
 /// Connection settings for Redis.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `CACHE_HOST`.
-    pub host: String,
-    /// `CACHE_PORT`, default 6379.
-    pub port: u16,
-    /// `CACHE_PASSWORD`, optional.
+    /// Where the master is.
+    pub master: RedisMaster,
+    /// `CACHE_PASSWORD`, optional: for the data nodes, not the Sentinels.
     pub password: Option<Secret>,
     /// Prefix of every key this service writes (`CACHE_PREFIX`, default `chat:`).
     pub prefix: String,
 }
 
-impl RedisSettings {
-    /// The connection URL, RESP3 (the Socket.IO adapter needs it).
-    pub fn url(&self) -> String {
-        let auth = match &self.password {
-            Some(password) => format!(":{}@", password.expose()),
-            None => String::new(),
-        };
-        format!("redis://{auth}{}:{}/?protocol=resp3", self.host, self.port)
-    }
+/// Where the Redis master is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisMaster {
+    /// At a fixed address: `CACHE_HOST`, `CACHE_PORT` (default 6379).
+    At {
+        /// Host name or IP address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// Wherever Sentinel says it is, which changes after a failover.
+    Sentinel {
+        /// `host:port` of each Sentinel (`CACHE_SENTINELS`, comma
+        /// separated; a host without a port gets 26379).
+        sentinels: Vec<(String, u16)>,
+        /// The name the Sentinels monitor the master by
+        /// (`CACHE_SENTINEL_MASTER`, default `chat`).
+        name: String,
+    },
 }
-
 /// Connection settings for Kafka.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
@@ -302,18 +309,25 @@ impl Settings {
             }
         }
 
-        let redis = match get("CACHE_HOST") {
-            Some(host) => Some(RedisSettings {
+        let master = match (get("CACHE_SENTINELS"), get("CACHE_HOST")) {
+            (Some(sentinels), _) => Some(RedisMaster::Sentinel {
+                sentinels: parse_sentinels(&sentinels)?,
+                name: get("CACHE_SENTINEL_MASTER").unwrap_or_else(|| "chat".to_owned()),
+            }),
+            (None, Some(host)) => Some(RedisMaster::At {
                 host,
                 port: u16::try_from(parse("CACHE_PORT", "6379")?).map_err(|_| ConfigError {
                     name: "CACHE_PORT",
                     reason: "above 65535".to_owned(),
                 })?,
-                password: get("CACHE_PASSWORD").map(Secret),
-                prefix: get("CACHE_PREFIX").unwrap_or_else(|| "chat:".to_owned()),
             }),
-            None => None,
+            (None, None) => None,
         };
+        let redis = master.map(|master| RedisSettings {
+            master,
+            password: get("CACHE_PASSWORD").map(Secret),
+            prefix: get("CACHE_PREFIX").unwrap_or_else(|| "chat:".to_owned()),
+        });
 
         let kafka = match get("KAFKA_BROKERS") {
             Some(brokers) => Some(KafkaSettings {
@@ -394,6 +408,41 @@ impl Settings {
     }
 }
 
+/// Reads `CACHE_SENTINELS`: `host:port` entries, comma separated; a host
+/// without a port gets Sentinel's 26379, an IPv6 address goes in brackets.
+fn parse_sentinels(raw: &str) -> Result<Vec<(String, u16)>, ConfigError> {
+    let invalid = |reason: String| ConfigError {
+        name: "CACHE_SENTINELS",
+        reason,
+    };
+    let mut sentinels = Vec::new();
+    for entry in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let (host, port) = match entry.rsplit_once(':') {
+            // "::1" alone is an address without a port, not host ":" port 1.
+            Some((host, port)) if !host.contains(':') || host.ends_with(']') => (host, port),
+            _ => (entry, "26379"),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port > 0)
+            .ok_or_else(|| invalid(format!("{entry:?} has no valid port")))?;
+        if host.is_empty() {
+            return Err(invalid(format!("{entry:?} has no host")));
+        }
+        sentinels.push((host.to_owned(), port));
+    }
+    if sentinels.is_empty() {
+        return Err(invalid("names no Sentinel".to_owned()));
+    }
+    Ok(sentinels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,7 +497,63 @@ mod tests {
     fn secrets_never_show_in_debug_output() {
         let settings = settings(&[("CACHE_HOST", "r"), ("CACHE_PASSWORD", "hunter22")]).unwrap();
         assert!(!format!("{settings:?}").contains("hunter22"));
-        assert!(settings.redis.unwrap().url().contains("hunter22"));
+        let password = settings.redis.unwrap().password.unwrap();
+        assert_eq!(password.expose(), "hunter22");
+    }
+
+    #[test]
+    fn cache_host_names_a_fixed_master_on_port_6379_unless_set() {
+        let redis = settings(&[("CACHE_HOST", "r")]).unwrap().redis.unwrap();
+        assert_eq!(
+            redis.master,
+            RedisMaster::At {
+                host: "r".to_owned(),
+                port: 6379
+            }
+        );
+    }
+
+    #[test]
+    fn cache_sentinels_name_the_sentinels_and_the_master_is_chat_unless_set() {
+        let redis = settings(&[("CACHE_SENTINELS", "s1:26380, s2,[::1]:26381,::1")])
+            .unwrap()
+            .redis
+            .unwrap();
+        let sentinels = [("s1", 26380), ("s2", 26379), ("::1", 26381), ("::1", 26379)]
+            .map(|(host, port)| (host.to_owned(), port))
+            .to_vec();
+        assert_eq!(
+            redis.master,
+            RedisMaster::Sentinel {
+                sentinels,
+                name: "chat".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn with_cache_sentinels_set_cache_host_is_not_used() {
+        let redis = settings(&[
+            ("CACHE_SENTINELS", "s1:26379"),
+            ("CACHE_SENTINEL_MASTER", "main"),
+            ("CACHE_HOST", "r"),
+            ("CACHE_PASSWORD", "hunter22"),
+        ])
+        .unwrap()
+        .redis
+        .unwrap();
+        assert!(matches!(redis.master, RedisMaster::Sentinel { ref name, .. } if name == "main"));
+        assert!(redis.password.is_some());
+    }
+
+    #[test]
+    fn a_sentinel_without_a_valid_port_or_host_is_an_error() {
+        for bad in ["s1:http", "s1:0", "s1:70000", ":26379", " , "] {
+            assert!(
+                settings(&[("CACHE_SENTINELS", bad)]).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
     }
 
     #[test]

@@ -19,9 +19,11 @@
 //! - [`fanout`], [`store`], [`passwords`]: the emitting interface the
 //!   layers above use; durable state behind small traits, Cassandra and
 //!   in memory side by side; argon2id.
-//! - [`domain`], [`config`], [`locks`], [`telemetry`]: the ground. Types
-//!   that parse input once, at the edge; settings read once from the
-//!   environment; poison-tolerant locks; logs and metrics.
+//! - [`domain`], [`redis_link`], [`config`], [`locks`], [`telemetry`]: the
+//!   ground. Types that parse input once, at the edge; the connection to
+//!   the Redis master, which follows it through a Sentinel failover;
+//!   settings read once from the environment; poison-tolerant locks; logs
+//!   and metrics.
 
 pub mod config;
 pub mod domain;
@@ -35,6 +37,7 @@ pub mod pipeline;
 pub mod presence;
 pub mod read_state;
 pub mod realtime;
+pub mod redis_link;
 pub mod sessions;
 pub mod startup;
 pub mod store;

@@ -5,11 +5,10 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{CassandraSettings, RedisSettings, Settings},
+    config::{CassandraSettings, Settings},
     fanout::Fanout,
     http::{self, AppState},
     limits::Limits,
@@ -28,10 +27,11 @@ use crate::{
     presence::{redis::RedisPresence, Keeper, Presence},
     read_state::{conversations::Conversations, Reading},
     realtime::{
-        gateway::{self, RedisLink},
+        gateway::{self, AdapterLink},
         seen::Seen,
         RealtimeState,
     },
+    redis_link::{LinkOptions, RedisLink},
     sessions::{memory::MemorySessions, redis::RedisSessions, Sessions},
     store::{
         cassandra::{self, CassandraStore},
@@ -76,7 +76,7 @@ impl Application {
         };
 
         let redis = match &settings.redis {
-            Some(redis) => Some(connect_redis(redis).await?),
+            Some(redis) => Some(RedisLink::connect(redis, LinkOptions::default()).await?),
             None => None,
         };
         let sessions: Arc<dyn Sessions> = match (&settings.redis, &redis) {
@@ -90,7 +90,7 @@ impl Application {
             }
             _ => {
                 tracing::warn!(
-                    "CACHE_HOST is not set: sessions are kept IN MEMORY; this instance cannot \
+                    "neither CACHE_HOST nor CACHE_SENTINELS is set: sessions are kept IN MEMORY; this instance cannot \
                      share them with another"
                 );
                 Arc::new(MemorySessions::default())
@@ -136,7 +136,7 @@ impl Application {
         };
         if settings.kafka.is_some() && settings.redis.is_none() {
             tracing::warn!(
-                "KAFKA_BROKERS is set but CACHE_HOST is not: a second instance would consume \
+                "KAFKA_BROKERS is set but no Redis is (CACHE_HOST or CACHE_SENTINELS): a second instance would consume \
                  messages whose sockets it cannot reach"
             );
         }
@@ -144,7 +144,7 @@ impl Application {
         // The Socket.IO adapter's own Redis connection, watched by `/ready`.
         let adapter = match &settings.redis {
             Some(redis) => {
-                let link = RedisLink::connect(redis).await?;
+                let link = AdapterLink::connect(redis).await?;
                 probes.push(Arc::new(link.health()));
                 Some(link)
             }
@@ -314,29 +314,6 @@ async fn connect_cassandra(
         .await
         .context("applying the schema")?;
     Ok(CassandraStore::new(session, &settings.keyspace, bucket).await?)
-}
-
-/// Opens a self-healing Redis connection, waiting until Redis answers.
-pub async fn connect_redis(settings: &RedisSettings) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(settings.url()).context("invalid Redis settings")?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(2));
-    let mut delay = Duration::from_millis(250);
-    let mut attempt = 1u32;
-    loop {
-        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
-            Ok(connection) => return Ok(connection),
-            Err(error) => {
-                tracing::warn!(host = %settings.host, port = settings.port, attempt, cause = %error, "waiting for Redis to answer");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-                attempt += 1;
-            }
-        }
-    }
 }
 
 /// Applies the schema and returns: `chat-service migrate`.

@@ -17,9 +17,10 @@
 //!
 //! [`deployment`] starts the two instances; [`scenario`] is the flow most
 //! scenarios share. The scenarios are one module per backend, plus the
-//! poison message, an instance crash, and instances coming and going
-//! ([`scaling`]); [`replicated`] kills one node of a replicated backend
-//! (`E2E_TOPOLOGY=replicated`), where clients should notice nothing.
+//! poison message, an instance crash, instances coming and going
+//! ([`scaling`]), and a Sentinel failover of a Redis of the test's own
+//! ([`redis_failover`]); [`replicated`] kills one node of a replicated
+//! backend (`E2E_TOPOLOGY=replicated`), where clients should notice nothing.
 
 mod checker;
 mod client;
@@ -35,6 +36,7 @@ mod group_crash;
 mod instance_crash;
 mod kafka_faults;
 mod poison;
+mod redis_failover;
 mod redis_faults;
 mod replicated;
 mod scaling;

@@ -26,12 +26,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::aio::ConnectionManager;
-
 use self::{rate_limit::RateLimiter, throttle::LoginThrottle};
 use crate::domain::{RoomId, UserId};
-
 use crate::locks::LockExt;
+use crate::redis_link::RedisLink;
 
 /// How long a limit check may wait for Redis before falling back.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
@@ -56,7 +54,7 @@ return 1
 
 /// Shared counters in Redis, under the service's key prefix.
 struct Shared {
-    connection: ConnectionManager,
+    connection: RedisLink,
     prefix: String,
     gcra: redis::Script,
     warned_at: Mutex<Option<Instant>>,
@@ -139,7 +137,7 @@ impl Limits {
     pub fn shared(
         rate_per_second: u32,
         burst: u32,
-        connection: ConnectionManager,
+        connection: RedisLink,
         prefix: impl Into<String>,
     ) -> Self {
         Self {

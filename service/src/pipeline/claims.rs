@@ -9,9 +9,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
 use crate::locks::LockExt;
+use crate::redis_link::RedisLink;
 use crate::store::StoreError;
 
 const BACKEND: &str = "redis";
@@ -36,13 +36,13 @@ pub trait Claims: Send + Sync {
 /// Claims in Redis: `SET NX PX GET` makes claim-or-read one round trip.
 #[derive(Clone)]
 pub struct RedisClaims {
-    connection: ConnectionManager,
+    connection: RedisLink,
     prefix: String,
 }
 
 impl RedisClaims {
     /// Keys are written under `prefix`.
-    pub fn new(connection: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(connection: RedisLink, prefix: impl Into<String>) -> Self {
         Self {
             connection,
             prefix: prefix.into(),

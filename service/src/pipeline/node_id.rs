@@ -11,12 +11,11 @@ use std::{
 
 use anyhow::Context;
 use rand::Rng;
-use redis::aio::ConnectionManager;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::domain::{MessageId, MessageIdGenerator};
-
 use crate::locks::RwLockExt;
+use crate::redis_link::RedisLink;
 
 /// Node ids the Snowflake layout has room for (10 bits).
 const MAX_NODES: u16 = 1024;
@@ -83,7 +82,7 @@ pub struct NodeLease {
 impl NodeLease {
     /// Leases a free node id under `<prefix>node:<n>`, or fails when all
     /// 1024 are taken.
-    pub async fn acquire(connection: ConnectionManager, prefix: &str) -> anyhow::Result<Self> {
+    pub async fn acquire(connection: RedisLink, prefix: &str) -> anyhow::Result<Self> {
         let owner = uuid::Uuid::new_v4().to_string();
         let node = lease_any(&connection, prefix, &owner).await?;
         tracing::info!(node, "leased a message id node");
@@ -121,11 +120,7 @@ fn key(prefix: &str, node: u16) -> String {
 
 /// Tries every node id once, from a random start so that instances starting
 /// together rarely race for the same one.
-async fn lease_any(
-    connection: &ConnectionManager,
-    prefix: &str,
-    owner: &str,
-) -> anyhow::Result<u16> {
+async fn lease_any(connection: &RedisLink, prefix: &str, owner: &str) -> anyhow::Result<u16> {
     let start = rand::rng().random_range(0..MAX_NODES);
     for offset in 0..MAX_NODES {
         let node = (start + offset) % MAX_NODES;
@@ -146,7 +141,7 @@ async fn lease_any(
 }
 
 async fn keep_alive(
-    connection: ConnectionManager,
+    connection: RedisLink,
     prefix: String,
     owner: String,
     ids: IdSource,

@@ -10,10 +10,8 @@ use std::{
     time::Duration,
 };
 
-use redis::aio::ConnectionManager;
-
 use crate::locks::LockExt;
-use crate::{domain::UserId, store::StoreError};
+use crate::{domain::UserId, redis_link::RedisLink, store::StoreError};
 
 /// An instance's heartbeat lives this long unless renewed.
 const ALIVE_FOR: Duration = Duration::from_secs(30);
@@ -38,7 +36,7 @@ return redis.call('SCARD', KEYS[1])
 
 /// Presence shared by every instance through Redis.
 pub struct RedisPresence {
-    connection: ConnectionManager,
+    connection: RedisLink,
     prefix: String,
     instance: String,
     connect: redis::Script,
@@ -55,7 +53,7 @@ fn unavailable(error: redis::RedisError) -> StoreError {
 
 impl RedisPresence {
     /// Presence of this instance (a random id) in Redis under `prefix`.
-    pub fn new(connection: ConnectionManager, prefix: String) -> Self {
+    pub fn new(connection: RedisLink, prefix: String) -> Self {
         Self {
             connection,
             prefix,

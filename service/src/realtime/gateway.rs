@@ -42,16 +42,15 @@ impl Gateway {
 
 /// The Redis side of the Socket.IO adapter, connected before the gateway
 /// so that readiness can watch it from the start.
-pub struct RedisLink {
+pub struct AdapterLink {
     driver: HealingDriver,
     prefix: String,
 }
 
-impl RedisLink {
+impl AdapterLink {
     /// Connects the adapter's own Redis connection.
     pub async fn connect(redis: &RedisSettings) -> anyhow::Result<Self> {
-        let client = redis::Client::open(redis.url()).context("invalid Redis settings")?;
-        let driver = HealingDriver::connect(client)
+        let driver = HealingDriver::connect(redis)
             .await
             .context("connecting the Socket.IO Redis adapter")?;
         Ok(Self {
@@ -92,7 +91,7 @@ fn capped_builder(frame_limit: usize) -> SocketIoBuilder {
 /// reached through the Redis adapter; otherwise only this instance's.
 pub async fn build(
     state: RealtimeState,
-    redis: Option<RedisLink>,
+    redis: Option<AdapterLink>,
     frame_limit: usize,
 ) -> anyhow::Result<Gateway> {
     let builder = capped_builder(frame_limit);

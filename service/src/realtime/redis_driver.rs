@@ -1,15 +1,18 @@
 //! The Redis pub/sub driver of the Socket.IO adapter, on a connection that
-//! heals itself.
+//! heals itself and follows the master.
 //!
 //! socketioxide-redis's own `RedisDriver` holds one `MultiplexedConnection`:
 //! once Redis restarts, every publish fails with "broken pipe" and every
 //! subscription is gone, for the life of the process. This driver sits on
-//! redis-rs's `ConnectionManager` instead, which reconnects on its own and,
-//! with automatic resubscription, restores the channels it was subscribed
-//! to on the new connection. A [`watch`] task pings Redis twice a second so
-//! that a reconnect happens (and the subscriptions come back) even on an
-//! instance that has nothing to publish, and so that readiness and metrics
-//! reflect the adapter's own connection rather than another one.
+//! a [`RedisLink`] instead: redis-rs's `ConnectionManager`, which
+//! reconnects on its own and, with automatic resubscription, restores the
+//! channels it was subscribed to on the new connection; with Sentinel,
+//! swapped for a manager on the new master after a failover, where this
+//! driver subscribes again to every channel it holds. A [`watch`] task
+//! pings twice a second so that a reconnect happens (and the
+//! subscriptions come back) even on an instance that has nothing to
+//! publish, and so that readiness and metrics reflect the adapter's own
+//! connection rather than another one.
 //!
 //! Messages published while this instance's subscription was down are not
 //! replayed (Redis pub/sub keeps nothing). [`AdapterHealth::settled`] lets
@@ -19,23 +22,30 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
     time::Duration,
 };
 
-use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    AsyncCommands, FromRedisValue, PushInfo, PushKind,
-};
+use redis::{AsyncCommands, FromRedisValue, PushInfo, PushKind};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::{sync::mpsc, time::Instant};
 
 use crate::locks::{LockExt, RwLockExt};
+use crate::{
+    config::RedisSettings,
+    redis_link::{LinkOptions, RedisLink},
+};
 
 /// How often the adapter's connection is pinged.
 const PING_EVERY: Duration = Duration::from_millis(500);
 /// How long a ping may take before the connection counts as down.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long subscribing again on a new master may take, and the wait
+/// before the next try when it failed.
+const RESUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// After the connection comes back, how long to wait before emitting:
 /// two ping periods and a margin, so the other instances have noticed the
 /// outage, reconnected and resubscribed too.
@@ -64,30 +74,31 @@ type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 /// A [`Driver`] on a self-healing, self-resubscribing connection.
 #[derive(Clone)]
 pub struct HealingDriver {
-    connection: ConnectionManager,
+    connection: RedisLink,
     handlers: Handlers,
     health: AdapterHealth,
 }
 
 impl HealingDriver {
-    /// Connects (waiting for Redis with the manager's retries) and starts
-    /// the ping task.
-    pub async fn connect(client: redis::Client) -> Result<Self, redis::RedisError> {
+    /// Connects (waiting for Redis, or for Sentinel to name a master) and
+    /// starts the ping task and the task that subscribes again after the
+    /// master moved.
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
         let handlers: Handlers = Arc::default();
         let pushed = handlers.clone();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1))
-            .set_push_sender(move |push: PushInfo| {
-                route(push, &pushed);
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .set_automatic_resubscription();
-        let connection = ConnectionManager::new_with_config(client, config).await?;
+        let options = LinkOptions {
+            max_delay: Duration::from_secs(1),
+            pushes: Some(Arc::new(move |push: PushInfo| route(push, &pushed))),
+        };
+        let connection = RedisLink::connect(settings, options).await?;
         let health = AdapterHealth::default();
-        tokio::spawn(watch(connection.clone(), health.clone()));
+        let resubscribed = Arc::new(AtomicU64::new(connection.generation()));
+        tokio::spawn(resubscribe(
+            connection.clone(),
+            handlers.clone(),
+            resubscribed.clone(),
+        ));
+        tokio::spawn(watch(connection.clone(), health.clone(), resubscribed));
         Ok(Self {
             connection,
             handlers,
@@ -101,8 +112,8 @@ impl HealingDriver {
     }
 
     /// The connection, for commands other than pub/sub (the relay's
-    /// publish script).
-    pub fn connection(&self) -> ConnectionManager {
+    /// publish script). It follows the master as this driver does.
+    pub fn connection(&self) -> RedisLink {
         self.connection.clone()
     }
 }
@@ -152,13 +163,13 @@ impl Driver for HealingDriver {
         self.handlers
             .write_or_recover()
             .insert(channel.clone(), sender);
-        self.connection.clone().subscribe(channel).await?;
+        self.connection.subscribe(&[channel]).await?;
         Ok(MessageStream::new(receiver))
     }
 
     async fn unsubscribe(&self, channel: String) -> Result<(), Self::Error> {
         self.handlers.write_or_recover().remove(&channel);
-        self.connection.clone().unsubscribe(channel).await?;
+        self.connection.unsubscribe(&[channel]).await?;
         Ok(())
     }
 
@@ -226,9 +237,55 @@ impl AdapterHealth {
     }
 }
 
+/// Subscribes again to every channel this driver holds after each swap
+/// to a new master (whose manager starts with no subscription), and
+/// records in `resubscribed` the generation of the link that has them all.
+///
+/// A channel subscribed while this runs is safe: its handler is in place
+/// before it subscribes on the link, which already is the new master's.
+async fn resubscribe(connection: RedisLink, handlers: Handlers, resubscribed: Arc<AtomicU64>) {
+    let mut swaps = connection.swaps();
+    loop {
+        let generation = *swaps.borrow_and_update();
+        if resubscribed.load(Ordering::SeqCst) == generation {
+            if swaps.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let channels: Vec<String> = handlers.read_or_recover().keys().cloned().collect();
+        let subscribed = if channels.is_empty() {
+            Ok(Ok(()))
+        } else {
+            tokio::time::timeout(RESUBSCRIBE_TIMEOUT, connection.subscribe(&channels)).await
+        };
+        match subscribed {
+            Ok(Ok(())) => {
+                tracing::info!(
+                    channels = channels.len(),
+                    master = %connection.master(),
+                    "the Socket.IO adapter subscribed again on the new Redis master"
+                );
+                resubscribed.store(generation, Ordering::SeqCst);
+            }
+            failed => {
+                let cause = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!("no answer within {RESUBSCRIBE_TIMEOUT:?}"),
+                };
+                tracing::warn!(%cause, "cannot subscribe again on the new Redis master; trying again");
+                // A newer master cuts the wait short.
+                let _ = tokio::time::timeout(RESUBSCRIBE_TIMEOUT, swaps.changed()).await;
+            }
+        }
+    }
+}
+
 /// Pings forever: each failed ping also makes the manager reconnect (and
-/// resubscribe) as soon as Redis answers again.
-async fn watch(connection: ConnectionManager, health: AdapterHealth) {
+/// resubscribe) as soon as Redis answers again, and, with Sentinel, the
+/// link look for a new master. A master that answers counts as up only
+/// once this driver's channels are subscribed on it.
+async fn watch(connection: RedisLink, health: AdapterHealth, resubscribed: Arc<AtomicU64>) {
     metrics::gauge!("adapter_connected").set(1.0);
     let mut ticks = tokio::time::interval(PING_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -236,9 +293,10 @@ async fn watch(connection: ConnectionManager, health: AdapterHealth) {
     loop {
         ticks.tick().await;
         let mut connection = connection.clone();
-        let ping = ping.query_async::<String>(&mut connection);
-        let answered = matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)));
-        health.record(answered);
+        let generation = connection.generation();
+        let pinged = ping.query_async::<String>(&mut connection);
+        let answered = matches!(tokio::time::timeout(PING_TIMEOUT, pinged).await, Ok(Ok(_)));
+        health.record(answered && resubscribed.load(Ordering::SeqCst) == generation);
     }
 }
 

@@ -11,8 +11,10 @@
 //! The publishing instance emits to its own sockets itself and skips its
 //! own batches when Redis echoes them back. The channel lives on
 //! the adapter's self-healing connection ([`HealingDriver`]), so it is
-//! resubscribed after Redis restarts, and the pipeline holds its
-//! deliveries while that connection is not settled, as it did for emits.
+//! resubscribed after Redis restarts or Sentinel names a new master (the
+//! publish script runs on that same connection, so it follows too), and
+//! the pipeline holds its deliveries while that connection is not
+//! settled, as it did for emits.
 //!
 //! # Once, across restarts
 //!
@@ -37,14 +39,17 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use redis::{aio::ConnectionManager, Script};
+use redis::Script;
 use serde::Deserialize;
 use socketioxide::adapter::Adapter;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{local_delivery::LocalDelivery, redis_driver::HealingDriver};
-use crate::fanout::{Delivery, FanoutError};
+use crate::{
+    fanout::{Delivery, FanoutError},
+    redis_link::RedisLink,
+};
 
 /// Deliveries one publish carries at most.
 const BATCH: usize = 256;
@@ -145,7 +150,7 @@ impl Relay {
 
 /// What one instance publishes with.
 struct Publisher {
-    connection: ConnectionManager,
+    connection: RedisLink,
     script: Script,
     channel: String,
     marks: String,

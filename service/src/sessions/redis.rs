@@ -9,11 +9,12 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use redis::{aio::ConnectionManager, AsyncCommands};
+use redis::AsyncCommands;
 
 use super::{Session, Sessions, Token};
 use crate::{
     domain::UserId,
+    redis_link::RedisLink,
     store::{Probe, StoreError},
 };
 
@@ -26,13 +27,13 @@ fn unavailable(error: redis::RedisError) -> StoreError {
 /// Sessions under `<prefix>session:<digest>`.
 #[derive(Clone)]
 pub struct RedisSessions {
-    connection: ConnectionManager,
+    connection: RedisLink,
     prefix: String,
 }
 
 impl RedisSessions {
     /// Uses an open connection manager; keys start with `prefix`.
-    pub fn new(connection: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(connection: RedisLink, prefix: impl Into<String>) -> Self {
         Self {
             connection,
             prefix: prefix.into(),
