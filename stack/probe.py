@@ -27,6 +27,14 @@ For the replicated topology (stack/replicated.sh):
     probe.py kafka-leader HOST PORT TOPIC PARTITION
         Prints "NODE_ID HOST:PORT" of the partition's leader; exits 1 if
         the topic or partition is unknown or has no leader.
+    probe.py kafka-quorum HOST PORT
+        A KRaft controller's listener: ApiVersions, then DescribeQuorum v1
+        of the metadata log. Only the active controller describes the
+        quorum: it prints "role=leader id=ID epoch=E high_watermark=H
+        voters=ID:LAG_MS,... observers=ID,..." (LAG_MS: how long ago the
+        leader last saw that voter caught up; -1 unknown); another
+        controller answers NOT_LEADER_OR_FOLLOWER (and names no leader),
+        printed as "role=follower".
 
 Options: --timeout SECONDS (socket timeout, default 3).
 Exit status 0 when the service gave a real, well-formed answer, 1 otherwise
@@ -248,7 +256,8 @@ def cql_rows_first_value(body):
 # --------------------------------------------------------------------------
 # Kafka: ApiVersions v0 and Metadata v1..v8 (non-flexible versions)
 # --------------------------------------------------------------------------
-API_METADATA, API_VERSIONS = 3, 18
+API_METADATA, API_VERSIONS, API_DESCRIBE_QUORUM = 3, 18, 55
+ERROR_NOT_LEADER_OR_FOLLOWER = 6
 
 
 def kafka_call(sock, api_key, api_version, correlation_id, body):
@@ -267,20 +276,135 @@ def kafka_call(sock, api_key, api_version, correlation_id, body):
     return r
 
 
+def uvarint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def read_uvarint(r):
+    shift = value = 0
+    while True:
+        byte = r.take(1)[0]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value
+        shift += 7
+        if shift > 28:
+            raise ProbeError("varint too long")
+
+
+def skip_tagged_fields(r):
+    for _ in range(read_uvarint(r)):
+        read_uvarint(r)  # tag
+        r.take(read_uvarint(r))
+
+
+def compact_string(r):
+    n = read_uvarint(r) - 1
+    return None if n < 0 else r.take(n).decode("utf-8", "replace")
+
+
+def kafka_call_flexible(sock, api_key, api_version, correlation_id, body):
+    """A request of a flexible version: request header v2 (tagged fields
+    after the client id), response header v1 (tagged fields after the
+    correlation id)."""
+    client_id = b"stack-probe"
+    header = struct.pack(">hhih", api_key, api_version, correlation_id, len(client_id)) + client_id + b"\x00"
+    payload = header + body
+    sock.sendall(struct.pack(">i", len(payload)) + payload)
+    size = struct.unpack(">i", recv_exact(sock, 4))[0]
+    if size <= 0 or size > 64 * 1024 * 1024:
+        raise ProbeError("implausible response size %d" % size)
+    r = Reader(recv_exact(sock, size))
+    got = r.i32()
+    if got != correlation_id:
+        raise ProbeError("correlation id mismatch (%d != %d)" % (got, correlation_id))
+    skip_tagged_fields(r)
+    return r
+
+
+def kafka_api_versions(sock):
+    r = kafka_call(sock, API_VERSIONS, 0, 1, b"")
+    err = r.i16()
+    if err != 0:
+        raise ProbeError("ApiVersions error_code=%d" % err)
+    ranges = {}
+    for _ in range(r.i32()):
+        key, lo, hi = r.i16(), r.i16(), r.i16()
+        ranges[key] = (lo, hi)
+    return ranges
+
+
+def kafka_quorum(host, port, timeout):
+    """DescribeQuorum v1 of __cluster_metadata-0, sent to a controller."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        ranges = kafka_api_versions(sock)
+        lo, hi = ranges.get(API_DESCRIBE_QUORUM, (1, 0))
+        if not lo <= 1 <= hi:
+            raise ProbeError("DescribeQuorum v1 not served (v%d-v%d)" % (lo, hi))
+        topic = b"__cluster_metadata"
+        body = (uvarint(2) + uvarint(len(topic) + 1) + topic  # one topic
+                + uvarint(2) + struct.pack(">i", 0) + b"\x00"  # partition 0
+                + b"\x00"  # topic's tagged fields
+                + b"\x00")  # request's tagged fields
+        r = kafka_call_flexible(sock, API_DESCRIBE_QUORUM, 1, 2, body)
+        err = r.i16()
+        if err not in (0, ERROR_NOT_LEADER_OR_FOLLOWER):
+            raise ProbeError("DescribeQuorum error_code=%d" % err)
+        if read_uvarint(r) - 1 < 1:
+            raise ProbeError("DescribeQuorum answered with no topic (error_code=%d)" % err)
+        compact_string(r)
+        if read_uvarint(r) - 1 < 1:
+            raise ProbeError("DescribeQuorum answered with no partition (error_code=%d)" % err)
+        r.i32()  # partition_index
+        perr = r.i16()
+        leader, epoch, hw = r.i32(), r.i32(), struct.unpack(">q", r.take(8))[0]
+
+        def replicas():
+            out = []
+            for _ in range(read_uvarint(r) - 1):
+                rid = r.i32()
+                leo, fetched, caught_up = struct.unpack(">qqq", r.take(24))
+                skip_tagged_fields(r)
+                out.append((rid, leo, fetched, caught_up))
+            return out
+
+        voters = replicas()
+        observers = replicas()
+        if err or perr:
+            return {"role": "follower", "leader": leader, "epoch": epoch}
+        return {"role": "leader", "leader": leader, "epoch": epoch, "high_watermark": hw,
+                "voters": voters, "observers": observers}
+
+
+def probe_kafka_quorum(host, port, timeout):
+    q = kafka_quorum(host, port, timeout)
+    if q["role"] != "leader":
+        return "role=follower"
+    # The leader reports its own last caught-up time as its clock now.
+    now = max((v[3] for v in q["voters"]), default=-1)
+    lags = ",".join("%d:%d" % (rid, now - caught_up if caught_up >= 0 and now >= 0 else -1)
+                    for rid, _, _, caught_up in q["voters"])
+    return "role=leader id=%d epoch=%d high_watermark=%d voters=%s observers=%s" % (
+        q["leader"], q["epoch"], q["high_watermark"], lags,
+        ",".join(str(o[0]) for o in sorted(q["observers"])) or "-")
+
+
 def kafka_metadata(host, port, timeout, topics=None):
     """Brokers {id: "host:port"} and topics {name: [(partition, leader,
     replicas, isr)]}, from the highest Metadata version in v1..v8 that the
     broker serves. topics=None asks for all topics."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
-        r = kafka_call(sock, API_VERSIONS, 0, 1, b"")
-        err = r.i16()
-        if err != 0:
-            raise ProbeError("ApiVersions error_code=%d" % err)
-        ranges = {}
-        for _ in range(r.i32()):
-            key, lo, hi = r.i16(), r.i16(), r.i16()
-            ranges[key] = (lo, hi)
+        ranges = kafka_api_versions(sock)
         if API_METADATA not in ranges:
             raise ProbeError("broker does not advertise the Metadata API")
         lo, hi = ranges[API_METADATA]
@@ -386,7 +510,8 @@ def probe_redis(host, port, timeout):
 
 
 PROBES = {"cql": probe_cql, "cassandra": probe_cql, "kafka": probe_kafka, "redis": probe_redis,
-          "cql-ring": probe_cql_ring, "kafka-cluster": probe_kafka_cluster}
+          "cql-ring": probe_cql_ring, "kafka-cluster": probe_kafka_cluster,
+          "kafka-quorum": probe_kafka_quorum}
 
 
 def main():

@@ -3,7 +3,10 @@
 #
 #   cassandra-1..3  one Cassandra 5.0 cluster (datacenter1), CQL and storage
 #                   on each node's own loopback address
-#   kafka-1..3      one Kafka KRaft cluster, each node broker + controller
+#   kafka-controller-1..3
+#                   the KRaft controllers (metadata quorum) of one Kafka
+#                   cluster, node.id 101..103, controller port only
+#   kafka-1..3      its brokers, node.id 1..3
 #   redis-1         Redis master;  redis-2  its replica
 #   sentinel-1..3   Sentinels monitoring master `chat`, quorum 2
 #
@@ -18,6 +21,7 @@ split_words() { tr ',' ' ' <<<"$1"; }
 REPL_HOSTS=${REPL_HOSTS:-127.0.0.1 127.0.0.2 127.0.0.3}
 read -ra CASSANDRA_HOSTS <<<"$(split_words "${CASSANDRA_HOSTS:-$REPL_HOSTS}")"
 read -ra KAFKA_HOSTS <<<"$(split_words "${KAFKA_HOSTS:-$REPL_HOSTS}")"
+read -ra KAFKA_CONTROLLER_HOSTS <<<"$(split_words "${KAFKA_CONTROLLER_HOSTS:-${KAFKA_HOSTS[*]}}")"
 read -ra SENTINEL_HOSTS <<<"$(split_words "${SENTINEL_HOSTS:-$REPL_HOSTS}")"
 read -ra REDIS_HOSTS <<<"$(split_words "${REDIS_HOSTS:-$REPL_HOSTS}")"
 REDIS_HOSTS=("${REDIS_HOSTS[@]:0:2}")
@@ -27,12 +31,17 @@ SENTINEL_QUORUM=${SENTINEL_QUORUM:-2}
 SENTINEL_DOWN_AFTER_MS=${SENTINEL_DOWN_AFTER_MS:-1000}
 SENTINEL_FAILOVER_TIMEOUT_MS=${SENTINEL_FAILOVER_TIMEOUT_MS:-5000}
 CASSANDRA_CLUSTER=local-stack-replicated
+# The controllers' heap: they hold only the cluster's metadata.
+KAFKA_CONTROLLER_HEAP=${KAFKA_CONTROLLER_HEAP:-128m}
+# node.id of kafka-controller-N is this + N (the brokers are 1..3).
+KAFKA_CONTROLLER_ID_BASE=100
 
 CASSANDRA_NODES=(cassandra-1 cassandra-2 cassandra-3)
+KAFKA_CONTROLLER_NODES=(kafka-controller-1 kafka-controller-2 kafka-controller-3)
 KAFKA_NODES=(kafka-1 kafka-2 kafka-3)
 REDIS_NODES=(redis-1 redis-2)
 SENTINEL_NODES=(sentinel-1 sentinel-2 sentinel-3)
-NODES=("${CASSANDRA_NODES[@]}" "${KAFKA_NODES[@]}" "${REDIS_NODES[@]}" "${SENTINEL_NODES[@]}")
+NODES=("${CASSANDRA_NODES[@]}" "${KAFKA_CONTROLLER_NODES[@]}" "${KAFKA_NODES[@]}" "${REDIS_NODES[@]}" "${SENTINEL_NODES[@]}")
 
 kind_of() { echo "${1%-*}"; }
 index_of() { echo "${1##*-}"; }
@@ -45,6 +54,7 @@ host_of() {
   case $(kind_of "$1") in
     cassandra) echo "${CASSANDRA_HOSTS[$i]}" ;;
     kafka) echo "${KAFKA_HOSTS[$i]}" ;;
+    kafka-controller) echo "${KAFKA_CONTROLLER_HOSTS[$i]}" ;;
     redis) echo "${REDIS_HOSTS[$i]}" ;;
     sentinel) echo "${SENTINEL_HOSTS[$i]}" ;;
   esac
@@ -54,6 +64,7 @@ port_of() {
   case $(kind_of "$1") in
     cassandra) echo "$CASSANDRA_PORT" ;;
     kafka) echo "$KAFKA_PORT" ;;
+    kafka-controller) echo "$KAFKA_CONTROLLER_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
     sentinel) echo "$SENTINEL_PORT" ;;
   esac
@@ -62,7 +73,8 @@ port_of() {
 ports_of() {
   case $(kind_of "$1") in
     cassandra) echo "$CASSANDRA_PORT $CASSANDRA_STORAGE_PORT" ;;
-    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ;;
+    kafka) echo "$KAFKA_PORT" ;;
+    kafka-controller) echo "$KAFKA_CONTROLLER_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
     sentinel) echo "$SENTINEL_PORT" ;;
   esac
@@ -71,7 +83,7 @@ ports_of() {
 timeout_of() {
   case $(kind_of "$1") in
     cassandra) echo "$CASSANDRA_TIMEOUT" ;;
-    kafka) echo "$KAFKA_TIMEOUT" ;;
+    kafka | kafka-controller) echo "$KAFKA_TIMEOUT" ;;
     *) echo "$REDIS_TIMEOUT" ;;
   esac
 }
@@ -83,6 +95,7 @@ node_at() {
   local kind=$1 addr=$2 node nodes
   case $kind in
     kafka) nodes=("${KAFKA_NODES[@]}") ;;
+    kafka-controller) nodes=("${KAFKA_CONTROLLER_NODES[@]}") ;;
     redis) nodes=("${REDIS_NODES[@]}") ;;
     *) return 1 ;;
   esac
@@ -99,7 +112,8 @@ check_svc() {
   done
   case $node in
     cassandra) die "the replicated topology has three Cassandra nodes: name one (${CASSANDRA_NODES[*]})" ;;
-    kafka) die "the replicated topology has three Kafka nodes: name one (${KAFKA_NODES[*]})" ;;
+    kafka) die "the replicated topology has three Kafka brokers and three controllers: name one (${KAFKA_NODES[*]} ${KAFKA_CONTROLLER_NODES[*]})" ;;
+    kafka-controller) die "the replicated topology has three Kafka controllers: name one (${KAFKA_CONTROLLER_NODES[*]})" ;;
     redis) die "the replicated topology has two Redis nodes: name one (${REDIS_NODES[*]}; \`stack.sh master redis\` says which is master)" ;;
     sentinel) die "the replicated topology has three Sentinels: name one (${SENTINEL_NODES[*]})" ;;
     *) die "unknown node '$node' (expected one of: ${NODES[*]})" ;;
@@ -132,6 +146,7 @@ answers() {
   case $(kind_of "$node") in
     cassandra) python3 "$PROBE" cql "$(host_of "$node")" "$CASSANDRA_PORT" --timeout 3 -q 2>/dev/null ;;
     kafka) python3 "$PROBE" kafka "$(host_of "$node")" "$KAFKA_PORT" --timeout 3 -q 2>/dev/null ;;
+    kafka-controller) python3 "$PROBE" kafka-quorum "$(host_of "$node")" "$KAFKA_CONTROLLER_PORT" --timeout 3 -q 2>/dev/null ;;
     redis | sentinel) [[ $(redis_cli "$node" ping) == PONG ]] ;;
   esac
 }
@@ -164,6 +179,39 @@ kafka_view() {
     sed -n 's/.* ok //p'
 }
 
+# The node.id of a controller node, and the controller node of a node.id.
+controller_id() { echo $((KAFKA_CONTROLLER_ID_BASE + $(index_of "$1"))); }
+controller_named() {
+  local n=$(($1 - KAFKA_CONTROLLER_ID_BASE))
+  ((n >= 1 && n <= ${#KAFKA_CONTROLLER_NODES[@]})) && echo "${KAFKA_CONTROLLER_NODES[$((n - 1))]}"
+}
+
+# The quorum as the active controller describes it (probe.py kafka-quorum:
+# "role=leader id=ID epoch=E high_watermark=H voters=ID:LAG_MS,...
+# observers=ID,..."), asking the running controllers in turn; fails if
+# none is the leader.
+kafka_quorum_view() {
+  local node out
+  for node in $(running_nodes "${KAFKA_CONTROLLER_NODES[@]}"); do
+    out=$(python3 "$PROBE" kafka-quorum "$(host_of "$node")" "$KAFKA_CONTROLLER_PORT" --timeout 3 2>/dev/null |
+      sed -n 's/.* ok //p')
+    if [[ $out == role=leader* ]]; then
+      echo "$out"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The active controller: "host:port kafka-controller-N".
+active_controller() {
+  local view id node
+  view=$(kafka_quorum_view) || return 1
+  id=$(sed -n 's/.* id=\([0-9]*\) .*/\1/p' <<<"$view")
+  node=$(controller_named "$id") || return 1
+  echo "$(addr_of "$node") $node"
+}
+
 # One field of `INFO replication` (role, master_host, master_link_status...).
 redis_info() {
   redis_cli "$1" info replication | tr -d '\r' | sed -n "s/^$2://p"
@@ -191,7 +239,10 @@ sentinel_field() {
 # Whether NODE is ready beyond answering; prints what it sees either way.
 # Cassandra: it counts every running Cassandra node live. Kafka: it lists
 # every running broker, and when all three run, no partition is
-# under-replicated or offline. Redis: a replica's link to its master is up.
+# under-replicated or offline. Kafka controller: the quorum has an active
+# controller, which saw this one caught up with the metadata log within
+# the last 5 s (and, if it is the active one, every running broker fetching
+# that log). Redis: a replica's link to its master is up.
 # Sentinel: it knows the master, the other running Sentinels and, when both
 # Redis nodes run, a replica.
 node_ready() {
@@ -209,6 +260,24 @@ node_ready() {
       want=$(running_nodes "${KAFKA_NODES[@]}" | wc -l)
       [[ $view == "brokers=$want "* ]] || return 1
       ((want < ${#KAFKA_NODES[@]})) || [[ $view == *" under_replicated=0 offline=0" ]]
+      ;;
+    kafka-controller)
+      local quorum id lag observers
+      if ! quorum=$(kafka_quorum_view); then
+        echo "no active controller"
+        return 1
+      fi
+      id=$(controller_id "$node")
+      lag=$(sed -n "s/.* voters=\([^ ]*\).*/,\1,/p" <<<"$quorum" | sed -n "s/.*,$id:\(-\{0,1\}[0-9]*\),.*/\1/p")
+      observers=$(sed -n 's/.* observers=\([^ ]*\).*/\1/p' <<<"$quorum" | tr ',' '\n' | grep -c '^[0-9]' || true)
+      if [[ $quorum == *" id=$id "* ]]; then
+        echo "active epoch=$(sed -n 's/.* epoch=\([0-9]*\) .*/\1/p' <<<"$quorum") brokers=$observers"
+        want=$(running_nodes "${KAFKA_NODES[@]}" | wc -l)
+        ((observers >= want))
+      else
+        echo "follower of $(active_controller | cut -d' ' -f2) caught_up_ms_ago=${lag:-?}"
+        [[ -n $lag ]] && ((lag >= 0 && lag <= 5000))
+      fi
       ;;
     redis)
       local role link
@@ -252,6 +321,7 @@ check_hosts() {
 check_settings() {
   check_hosts CASSANDRA_HOSTS 3 "${CASSANDRA_HOSTS[@]}"
   check_hosts KAFKA_HOSTS 3 "${KAFKA_HOSTS[@]}"
+  check_hosts KAFKA_CONTROLLER_HOSTS 3 "${KAFKA_CONTROLLER_HOSTS[@]}"
   check_hosts REDIS_HOSTS 2 "${REDIS_HOSTS[@]}"
   check_hosts SENTINEL_HOSTS 3 "${SENTINEL_HOSTS[@]}"
 }
@@ -260,7 +330,8 @@ check_settings() {
 # quorum and the Sentinels' files: a stack keeps the ones it was made with.
 settings_summary() {
   printf 'cassandra %s cql %s storage %s\n' "${CASSANDRA_HOSTS[*]}" "$CASSANDRA_PORT" "$CASSANDRA_STORAGE_PORT"
-  printf 'kafka %s broker %s controller %s\n' "${KAFKA_HOSTS[*]}" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+  printf 'kafka brokers %s port %s\n' "${KAFKA_HOSTS[*]}" "$KAFKA_PORT"
+  printf 'kafka controllers %s port %s\n' "${KAFKA_CONTROLLER_HOSTS[*]}" "$KAFKA_CONTROLLER_PORT"
   printf 'redis %s port %s\n' "${REDIS_HOSTS[*]}" "$REDIS_PORT"
   printf 'sentinel %s port %s master %s\n' "${SENTINEL_HOSTS[*]}" "$SENTINEL_PORT" "$SENTINEL_MASTER"
 }
@@ -309,38 +380,60 @@ start_cassandra_node() {
   log "$node started (pid $pid), CQL on $host:$CASSANDRA_PORT"
 }
 
-# One cluster id for the three Kafka nodes, made once per stack.
+# One cluster id for the six Kafka nodes, made once per stack.
 kafka_cluster_id() {
   local file=$DATA_DIR/kafka-cluster-id
   if [[ ! -s $file ]]; then
     local id
-    id=$(kafka_random_uuid kafka-1)
+    id=$(kafka_random_uuid kafka-controller-1)
     echo "$id" >"$file.tmp"
     mv "$file.tmp" "$file"
   fi
   cat "$file"
 }
 
+# The static quorum: "101@host1:9093,102@host2:9093,103@host3:9093".
+kafka_voters() {
+  local node voters=""
+  for node in "${KAFKA_CONTROLLER_NODES[@]}"; do
+    voters+="${voters:+,}$(controller_id "$node")@$(host_of "$node"):$KAFKA_CONTROLLER_PORT"
+  done
+  echo "$voters"
+}
+
+start_kafka_controller_node() {
+  local node=$1 host conf logdir
+  host=$(host_of "$node")
+  conf=$CONF_DIR/$node.properties
+  logdir=$DATA_DIR/$node
+  mkdir -p "$logdir"
+  refuse_foreign_port "$node" "$KAFKA_CONTROLLER_PORT" "$host"
+  render "$SCRIPT_DIR/kafka/controller.properties.in" "$conf" \
+    HOST="$host" CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" LOG_DIRS="$logdir" \
+    NODE_ID="$(controller_id "$node")" VOTERS="$(kafka_voters)"
+  local cluster_id pid
+  cluster_id=$(kafka_cluster_id)
+  kafka_format "$node" "$conf" "$logdir" "$cluster_id"
+  pid=$(kafka_launch "$node" "$conf" "$logdir" "$KAFKA_CONTROLLER_HEAP")
+  log "$node started (pid $pid), controller on $host:$KAFKA_CONTROLLER_PORT (node.id $(controller_id "$node"))"
+}
+
 start_kafka_node() {
-  local node=$1 host conf logdir voters="" i
+  local node=$1 host conf logdir
   host=$(host_of "$node")
   conf=$CONF_DIR/$node.properties
   logdir=$DATA_DIR/$node
   mkdir -p "$logdir"
   refuse_foreign_port "$node" "$KAFKA_PORT" "$host"
-  refuse_foreign_port "$node" "$KAFKA_CONTROLLER_PORT" "$host"
-  for i in "${!KAFKA_HOSTS[@]}"; do
-    voters+="${voters:+,}$((i + 1))@${KAFKA_HOSTS[$i]}:$KAFKA_CONTROLLER_PORT"
-  done
-  render "$SCRIPT_DIR/kafka/server.properties.in" "$conf" \
-    HOST="$host" PORT="$KAFKA_PORT" CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" \
-    LOG_DIRS="$logdir" NODE_ID="$(index_of "$node")" VOTERS="$voters" \
+  render "$SCRIPT_DIR/kafka/broker.properties.in" "$conf" \
+    HOST="$host" PORT="$KAFKA_PORT" LOG_DIRS="$logdir" \
+    NODE_ID="$(index_of "$node")" VOTERS="$(kafka_voters)" \
     REPLICATION_FACTOR=3 MIN_ISR=2
   local cluster_id pid
   cluster_id=$(kafka_cluster_id)
   kafka_format "$node" "$conf" "$logdir" "$cluster_id"
   pid=$(kafka_launch "$node" "$conf" "$logdir")
-  log "$node started (pid $pid), broker on $host:$KAFKA_PORT, controller on $host:$KAFKA_CONTROLLER_PORT"
+  log "$node started (pid $pid), broker on $host:$KAFKA_PORT (node.id $(index_of "$node"))"
 }
 
 # Redis nodes and Sentinels read a config file that Sentinel rewrites (a
@@ -483,7 +576,9 @@ start_service() {
     return 1
   fi
   rm -f "$(pidfile_of "$node")"
-  "start_$(kind_of "$node")_node" "$node"
+  local kind
+  kind=$(kind_of "$node")
+  "start_${kind//-/_}_node" "$node"
 }
 
 # Wait until each node answers and is ready (node_ready); they are polled
@@ -598,16 +693,22 @@ repl_up() {
       wait_answers "$node" || die "$node did not come up"
     fi
   done < <(redis_start_order)
-  # The Kafka nodes together (the controllers need a quorum of two). The
-  # Cassandra nodes that are members of the ring already (they have a
-  # system keyspace) restart together too; a new node joins only once the
-  # ones before it answer, one at a time, as Cassandra requires.
-  for node in "${KAFKA_NODES[@]}"; do
+  # The Kafka controllers together (they elect an active one among them,
+  # which needs two), then, once the quorum is ready, the brokers (they
+  # register with the active controller). The Cassandra nodes that are
+  # members of the ring already (they have a system keyspace) restart
+  # together meanwhile; a new node joins only once the ones before it
+  # answer, one at a time, as Cassandra requires.
+  for node in "${KAFKA_CONTROLLER_NODES[@]}"; do
     start_service "$node" || true
   done
   local members=()
   for node in "${CASSANDRA_NODES[@]}"; do
     if [[ -d $DATA_DIR/$node/data/system ]] && start_service "$node"; then members+=("$node"); fi
+  done
+  repl_wait_ready "${KAFKA_CONTROLLER_NODES[@]}" || die "the Kafka controllers have no quorum (logs in $LOG_DIR)"
+  for node in "${KAFKA_NODES[@]}"; do
+    start_service "$node" || true
   done
   for node in "${members[@]+"${members[@]}"}"; do
     wait_answers "$node" || die "$node did not come up (logs in $LOG_DIR)"
@@ -619,7 +720,7 @@ repl_up() {
     fi
   done
   repl_wait_ready "${NODES[@]}" || die "the replicated stack is not fully up (see above; logs in $LOG_DIR)"
-  log "replicated stack up in $((SECONDS - began))s: cassandra ${CASSANDRA_HOSTS[*]} :$CASSANDRA_PORT, kafka ${KAFKA_HOSTS[*]} :$KAFKA_PORT, redis master $(sentinel_master) (sentinels ${SENTINEL_HOSTS[*]} :$SENTINEL_PORT)"
+  log "replicated stack up in $((SECONDS - began))s: cassandra ${CASSANDRA_HOSTS[*]} :$CASSANDRA_PORT, kafka ${KAFKA_HOSTS[*]} :$KAFKA_PORT (controllers ${KAFKA_CONTROLLER_HOSTS[*]} :$KAFKA_CONTROLLER_PORT), redis master $(sentinel_master) (sentinels ${SENTINEL_HOSTS[*]} :$SENTINEL_PORT)"
 }
 
 repl_start() {
@@ -628,6 +729,7 @@ repl_start() {
   repl_prepare
   case $(kind_of "$1") in
     cassandra | kafka) ensure_jars "$(kind_of "$1")" ;;
+    kafka-controller) ensure_jars kafka ;;
   esac
   start_service "$1" || true
   repl_wait_ready "$1" || die "$1 did not come up"
@@ -646,10 +748,13 @@ cmd_down() {
   take_lock
   # Sentinels first, so stopping the master starts no failover. Each kind's
   # nodes stop together (SIGTERM to all, then wait): about 15 s for Kafka
-  # and for Cassandra here.
+  # and for Cassandra here. The Kafka brokers before the controllers: a
+  # broker's clean shutdown asks the active controller to move its
+  # partitions' leadership.
   stop_services "${SENTINEL_NODES[@]}"
   stop_services "${REDIS_NODES[@]}"
   stop_services "${KAFKA_NODES[@]}"
+  stop_services "${KAFKA_CONTROLLER_NODES[@]}"
   stop_services "${CASSANDRA_NODES[@]}"
 }
 
@@ -667,7 +772,7 @@ repl_status() {
       view=$(node_ready "$node") || true
     fi
     [[ $state == running && $answering == yes ]] || ok=1
-    printf '%-11s %-8s pid=%-8s %-16s answering=%-3s %s\n' \
+    printf '%-18s %-8s pid=%-8s %-16s answering=%-3s %s\n' \
       "$node" "$state" "$shown" "$(addr_of "$node")" "$answering" "$view"
   done
   return "$ok"
@@ -713,6 +818,12 @@ repl_leader() {
   die "no Kafka node answers (${KAFKA_NODES[*]})"
 }
 
+# `controller`: "host:port kafka-controller-N" of the active controller,
+# as the controllers that answer report it.
+repl_controller() {
+  active_controller || die "no active Kafka controller (none of ${KAFKA_CONTROLLER_NODES[*]} answers as one)"
+}
+
 # `resources [SECONDS]`: each node's resident memory, and its CPU use over
 # the next SECONDS (10 by default) from /proc (utime + stime), as % of one
 # core; a last line with the totals.
@@ -727,20 +838,20 @@ repl_resources() {
   done
   sleep "$seconds"
   local total_rss=0 total_cpu=0 rss cpu
-  printf '%-11s %8s %9s %6s\n' node pid rss_mib cpu_%
+  printf '%-18s %8s %9s %6s\n' node pid rss_mib cpu_%
   for node in "${NODES[@]}"; do
     if pid=$(running_pid "$node") && [[ -n ${before[$node]:-} ]]; then
       rss=$(awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$pid/status")
       cpu=$(awk -v a="${before[$node]}" -v b="$(cpu_ticks "$pid")" -v hz="$hz" -v s="$seconds" \
         'BEGIN { printf "%.1f", (b - a) * 100 / hz / s }')
-      printf '%-11s %8s %9s %6s\n' "$node" "$pid" "$rss" "$cpu"
+      printf '%-18s %8s %9s %6s\n' "$node" "$pid" "$rss" "$cpu"
       total_rss=$((total_rss + rss))
       total_cpu=$(awk -v a="$total_cpu" -v b="$cpu" 'BEGIN { printf "%.1f", a + b }')
     else
-      printf '%-11s %8s %9s %6s\n' "$node" - - -
+      printf '%-18s %8s %9s %6s\n' "$node" - - -
     fi
   done
-  printf '%-11s %8s %9s %6s\n' total "" "$total_rss" "$total_cpu"
+  printf '%-18s %8s %9s %6s\n' total "" "$total_rss" "$total_cpu"
 }
 
 repl_usage() {
@@ -751,6 +862,7 @@ STACK_TOPOLOGY=replicated stack/stack.sh <command>   (stack/README.md, "Replicat
   start <node> | stop <node> | kill <node> | pause <node> | resume <node>
   master redis                  host:port and node of the Redis master (Sentinel)
   leader <topic> <partition>    host:port and node of the partition's leader
+  controller                    host:port and node of the active Kafka controller
   resources [SECONDS]           each node's RSS and CPU use over SECONDS (10)
 
 nodes: ${NODES[*]}
@@ -773,6 +885,7 @@ repl_main() {
     reset) cmd_reset ;;
     master) repl_master "$@" ;;
     leader) repl_leader "$@" ;;
+    controller) repl_controller ;;
     resources) repl_resources "$@" ;;
     browser) cmd_browser ;;
     -h | --help | help) repl_usage ;;

@@ -8,8 +8,9 @@
 #   stack/stack.sh browser   (installs Chromium and ChromeDriver for the browser test)
 #
 # svc is one of: cassandra kafka redis. All state lives under $STACK_DIR.
-# STACK_TOPOLOGY=replicated: three Cassandra nodes, three Kafka brokers,
-# Redis master + replica + three Sentinels (stack/replicated.sh; `help`).
+# STACK_TOPOLOGY=replicated: three Cassandra nodes, three Kafka brokers and
+# three KRaft controllers, Redis master + replica + three Sentinels
+# (stack/replicated.sh; `help`).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -374,12 +375,14 @@ kafka_format() {
   fi
 }
 
-# kafka_launch NAME CONF LOGDIR: starts the broker, writes its pid file.
+# kafka_launch NAME CONF LOGDIR [HEAP]: starts the node (broker and/or
+# controller, as CONF says; heap KAFKA_HEAP unless given), writes its pid
+# file.
 kafka_launch() {
-  local name=$1 conf=$2 logdir=$3 pid
+  local name=$1 conf=$2 logdir=$3 heap=${4:-$KAFKA_HEAP} pid
   kafka_jopts "$name"
   pid=$(launch "$(log_of "$name")" "$logdir" \
-    "$JAVA" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    "$JAVA" -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:+ExitOnOutOfMemoryError -XX:ErrorFile="$LOG_DIR/$name-hs_err_%p.log" \
     "${KAFKA_JOPTS[@]}" -cp "$CACHE_DIR/kafka/lib/*" kafka.Kafka "$conf")
   echo "$pid" >"$(pidfile_of "$name")"
