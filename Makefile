@@ -83,7 +83,7 @@ stack-down-replicated: ## Stop what stack-up-replicated started
 stack-status-replicated: ## Show the replicated stack, one line per node
 	$(REPL_STACK) status
 .PHONY: test-replicated
-test-replicated: stack-up-replicated ## The fault tests of the replicated topology: one Cassandra node, the busy partition's Kafka leader, the Redis master SIGKILLed under traffic (~4 min)
+test-replicated: stack-up-replicated ## The fault tests of the replicated topology: one Cassandra node, the busy partition's Kafka leader, the Redis master SIGKILLed under traffic (~3 min, plus ~2 min to start the stack)
 	cargo build --workspace --bins
 	E2E_TOPOLOGY=replicated cargo test --workspace --no-fail-fast --test faults replicated:: -- --test-threads=1
 
