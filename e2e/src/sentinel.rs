@@ -87,7 +87,7 @@ impl SentinelRedis {
         let master = data_node(&dir, "master", None);
         let replica = data_node(&dir, "replica", Some(master.port));
         let sentinels = (1..=3).map(|n| sentinel(&dir, n, master.port)).collect();
-        let redis = Self {
+        let mut redis = Self {
             dir,
             master,
             replica,
@@ -153,11 +153,15 @@ impl SentinelRedis {
         None
     }
 
-    async fn wait_until_watched(&self) {
+    async fn wait_until_watched(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut ticks = tokio::time::interval(POLL_EVERY);
         loop {
             ticks.tick().await;
+            if let Some((role, port)) = self.exited() {
+                self.dump_logs();
+                panic!("the {role} on {port} exited while the set was starting");
+            }
             if self.replica_in_sync().await && self.sentinels_agree().await {
                 return;
             }
@@ -166,6 +170,18 @@ impl SentinelRedis {
                 panic!("the replica and the Sentinels were not ready within {START_TIMEOUT:?}");
             }
         }
+    }
+
+    /// The first process that is no longer running, if any.
+    fn exited(&mut self) -> Option<(&'static str, u16)> {
+        [&mut self.master, &mut self.replica]
+            .into_iter()
+            .chain(&mut self.sentinels)
+            .find_map(|process| {
+                let child = process.child.as_mut()?;
+                let gone = !matches!(child.try_wait(), Ok(None));
+                gone.then_some((process.role, process.port))
+            })
     }
 
     async fn replica_in_sync(&self) -> bool {
