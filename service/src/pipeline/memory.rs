@@ -12,7 +12,7 @@ use tokio::{
 
 use super::{
     outage::Stopping,
-    process::{ProcessError, Processor},
+    process::{ProcessError, Processor, Reading},
     retry::{after_failure, AfterFailure},
     Bus, BusError, MessageCreated,
 };
@@ -89,7 +89,7 @@ async fn handle(
     stop: &watch::Receiver<bool>,
 ) -> Result<(), Stopping> {
     loop {
-        match processor.process(&event, stop).await {
+        match processor.process(&event, Reading::First, stop).await {
             Ok(()) | Err(ProcessError::Parked) => return Ok(()),
             Err(ProcessError::Stopping) => return Err(Stopping),
             Err(ProcessError::Store(_)) => {}

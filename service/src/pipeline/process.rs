@@ -20,10 +20,14 @@
 //! claims `stored` before it delivers, and the path that parks it claims
 //! `parked` before it tells the author. The first claim holds; a write
 //! that loses to a park is taken back out of history and not delivered,
-//! and a park that loses to a store tells nobody anything. A first
-//! attempt that succeeds makes no claim (the hot path stays one write):
-//! its record is re-read only by a member that takes over after a crash,
-//! before the failure chain it would race with could reach the park.
+//! and a park that loses to a store tells nobody anything.
+//!
+//! A first attempt makes no claim (the hot path stays one write) unless
+//! its record may have been handled before ([`Reading::Again`]): a member
+//! that takes a partition over reads again what the previous owner had
+//! not committed, and that owner may have failed a first attempt there
+//! and forwarded it to the retry chain, which could park it later. Such a
+//! re-read claims `stored` like a retry.
 //!
 //! # At most one `reply`
 //!
@@ -80,6 +84,16 @@ impl From<Stopping> for ProcessError {
     }
 }
 
+/// Whether a record may have been handled before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// Never handled before: its first attempt claims no outcome.
+    First,
+    /// Possibly handled by an earlier owner of its partition that did not
+    /// commit it: storing it claims `stored`, as a retry does.
+    Again,
+}
+
 /// Stores created messages and fans them out.
 pub struct Processor {
     storage: Storage,
@@ -98,6 +112,7 @@ impl Processor {
     pub async fn process(
         &self,
         event: &MessageCreated,
+        reading: Reading,
         stop: &watch::Receiver<bool>,
     ) -> Result<(), ProcessError> {
         let message = &event.message;
@@ -109,7 +124,7 @@ impl Processor {
             attempt = event.attempt,
         );
         async {
-            let inbox = self.store(event, stop).await?;
+            let inbox = self.store(event, reading, stop).await?;
             self.deliver(event, inbox, stop).await?;
             Ok(())
         }
@@ -123,14 +138,16 @@ impl Processor {
     async fn store(
         &self,
         event: &MessageCreated,
+        reading: Reading,
         stop: &watch::Receiver<bool>,
     ) -> Result<Vec<UserId>, ProcessError> {
+        let claims = event.attempt > 1 || reading == Reading::Again;
         let mut outage = Outage::new(self.storage.probe.name(), stop);
         loop {
             let started = Instant::now();
             let stored = async {
                 self.storage.messages.save(&event.message).await?;
-                if event.attempt > 1
+                if claims
                     && self.claim(event, Outcome::Stored, STORING).await?.outcome == Outcome::Parked
                 {
                     let message = &event.message;
@@ -377,7 +394,7 @@ mod tests {
         let (processor, event) = (processor.clone(), event.clone());
         let handle = tokio::spawn(async move {
             let (_stop, stopped) = watch::channel(false);
-            processor.process(&event, &stopped).await
+            processor.process(&event, Reading::First, &stopped).await
         });
         while !until() {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -419,7 +436,7 @@ mod tests {
         store.refusing.store(true, Ordering::SeqCst);
         let (_stop, stopped) = watch::channel(false);
 
-        let outcome = processor.process(&event(), &stopped).await;
+        let outcome = processor.process(&event(), Reading::First, &stopped).await;
 
         assert!(
             matches!(outcome, Err(ProcessError::Store(_))),
@@ -457,7 +474,10 @@ mod tests {
         fanout.fail_next.store(2, Ordering::SeqCst);
         let (_stop, stopped) = watch::channel(false);
 
-        processor.process(&event(), &stopped).await.unwrap();
+        processor
+            .process(&event(), Reading::First, &stopped)
+            .await
+            .unwrap();
 
         assert_eq!(fanout.deliveries().len(), 1);
     }
@@ -470,7 +490,8 @@ mod tests {
         store.down.store(true, Ordering::SeqCst);
         let (stop, stopped) = watch::channel(false);
         let event = event();
-        let running = tokio::spawn(async move { processor.process(&event, &stopped).await });
+        let running =
+            tokio::spawn(async move { processor.process(&event, Reading::First, &stopped).await });
         while store.saves() < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -507,7 +528,7 @@ mod tests {
             .unwrap();
         let (_stop, stopped) = watch::channel(false);
 
-        let outcome = processor.process(&event, &stopped).await;
+        let outcome = processor.process(&event, Reading::First, &stopped).await;
 
         assert!(matches!(outcome, Err(ProcessError::Parked)), "{outcome:?}");
         assert!(
@@ -535,7 +556,10 @@ mod tests {
         } = setup();
         let event = retried();
         let (_stop, stopped) = watch::channel(false);
-        processor.process(&event, &stopped).await.unwrap();
+        processor
+            .process(&event, Reading::First, &stopped)
+            .await
+            .unwrap();
 
         let parked = processor
             .claim_parked(&event, "a late park", &stopped)
@@ -581,7 +605,10 @@ mod tests {
         } = setup();
         let event = event();
         let (_stop, stopped) = watch::channel(false);
-        processor.process(&event, &stopped).await.unwrap();
+        processor
+            .process(&event, Reading::First, &stopped)
+            .await
+            .unwrap();
 
         let held = storage
             .outcomes
@@ -596,5 +623,45 @@ mod tests {
             },
             "no claim was left by the first write"
         );
+    }
+
+    #[tokio::test]
+    async fn a_first_attempt_read_again_after_a_takeover_loses_to_a_park_and_is_not_delivered() {
+        let Setup {
+            storage,
+            fanout,
+            processor,
+            ..
+        } = setup();
+        let event = event();
+        storage
+            .outcomes
+            .claim(event.message.id, Outcome::Parked, "the retry chain")
+            .await
+            .unwrap();
+        let (_stop, stopped) = watch::channel(false);
+
+        let outcome = processor.process(&event, Reading::Again, &stopped).await;
+
+        assert!(matches!(outcome, Err(ProcessError::Parked)), "{outcome:?}");
+        assert!(fanout.deliveries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_first_attempt_read_again_claims_stored_so_a_later_park_tells_nobody() {
+        let Setup { processor, .. } = setup();
+        let event = event();
+        let (_stop, stopped) = watch::channel(false);
+        processor
+            .process(&event, Reading::Again, &stopped)
+            .await
+            .unwrap();
+
+        let parked = processor
+            .claim_parked(&event, "the retry chain", &stopped)
+            .await
+            .unwrap();
+
+        assert!(!parked, "the message was stored and delivered: no chat_500");
     }
 }

@@ -40,7 +40,7 @@ use crate::{
     config::KafkaSettings,
     pipeline::{
         now_ms,
-        process::{ProcessError, Processor},
+        process::{ProcessError, Processor, Reading},
         retry::{after_failure, AfterFailure},
         BusError, MessageCreated,
     },
@@ -321,7 +321,12 @@ impl Worker {
             return Err(self.ended(lease));
         }
         self.halted(lease)?;
-        let error = match self.processor.process(&event, lease.ended()).await {
+        let reading = if lease.may_have_been_read(message.offset()) {
+            Reading::Again
+        } else {
+            Reading::First
+        };
+        let error = match self.processor.process(&event, reading, lease.ended()).await {
             Ok(()) | Err(ProcessError::Parked) => return Ok(()),
             Err(ProcessError::Stopping) => return Err(self.ended(lease)),
             Err(ProcessError::Store(error)) => error,

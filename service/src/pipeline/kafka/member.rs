@@ -5,7 +5,10 @@
 //! The group uses the cooperative-sticky assignor: in a rebalance only the
 //! partitions that move are revoked, and the rest keep being consumed.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use rdkafka::{
     client::ClientContext,
@@ -21,6 +24,12 @@ use super::{
     in_flight::InFlight,
     ownership::{Ownership, Partition},
 };
+
+/// How long one rebalance may spend asking where its new partitions end.
+/// Past it (the brokers are slow or away), the rest count as unknown, and
+/// every record already in them claims its outcome (see
+/// [`Ownership::assign`]).
+const END_OFFSETS_WITHIN: Duration = Duration::from_millis(500);
 
 /// The context of one consumer of the group.
 pub struct MemberContext {
@@ -45,6 +54,32 @@ impl MemberContext {
             self.in_flight.forget(topic, *partition);
         }
     }
+}
+
+/// Where each of `partitions` ends now (its high watermark), asked of the
+/// brokers within [`END_OFFSETS_WITHIN`] in all; `None` for any not known
+/// by then.
+fn end_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[Partition],
+) -> Vec<Option<i64>> {
+    let deadline = Instant::now() + END_OFFSETS_WITHIN;
+    partitions
+        .iter()
+        .map(|(topic, partition)| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            match consumer.fetch_watermarks(topic, *partition, left) {
+                Ok((_, high)) => Some(high),
+                Err(error) => {
+                    tracing::warn!(cause = %error, topic, partition, "end offset not known; its records claim their outcome");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<Partition> {
@@ -100,14 +135,16 @@ impl ConsumerContext for MemberContext {
         }
     }
 
-    /// After partitions come: each gets a new lease and a clean record of
-    /// offsets in flight.
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// After partitions come: each gets a new lease, knowing where the
+    /// partition ended (the records below may have been handled by the
+    /// previous owner), and a clean record of offsets in flight.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
             let assigned = partitions(list);
             tracing::info!(partitions = ?assigned, "partitions assigned");
             self.forget(&assigned);
-            self.ownership.assign(assigned);
+            let ends = end_offsets(consumer, &assigned);
+            self.ownership.assign(assigned.into_iter().zip(ends));
         }
     }
 }

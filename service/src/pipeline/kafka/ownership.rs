@@ -11,6 +11,12 @@
 //! on by one owner at a time, except for a step already under way when the
 //! revoke came (a write on the wire), which the per-message outcome claim
 //! settles (see `pipeline::process`).
+//!
+//! A lease also knows where the partition ended when it was assigned.
+//! Records below that offset may have been handled already by the member
+//! that owned the partition before (one that died, or lost the partition,
+//! before it committed them); their first attempt is then no first
+//! handling, and claims its outcome as a retry does.
 
 use std::{
     collections::HashMap,
@@ -37,6 +43,7 @@ pub struct Ownership {
 struct Held {
     generation: u64,
     ended: watch::Sender<bool>,
+    fresh_from: Option<i64>,
 }
 
 /// One assignment of one partition to this member.
@@ -45,6 +52,7 @@ pub struct Lease {
     partition: Partition,
     generation: u64,
     ended: watch::Receiver<bool>,
+    fresh_from: Option<i64>,
 }
 
 impl Lease {
@@ -53,17 +61,30 @@ impl Lease {
     pub fn ended(&self) -> &watch::Receiver<bool> {
         &self.ended
     }
+
+    /// Whether the record at `offset` may have been handled by an earlier
+    /// owner: it lies below the partition's end at the assignment, or that
+    /// end is not known.
+    pub fn may_have_been_read(&self, offset: i64) -> bool {
+        self.fresh_from.is_none_or(|fresh_from| offset < fresh_from)
+    }
 }
 
 impl Ownership {
     /// Records `partitions` as assigned to this member, each under a new
-    /// generation.
-    pub fn assign(&self, partitions: impl IntoIterator<Item = Partition>) {
+    /// generation, with the offset its records were first produced from
+    /// (the partition's end at the assignment; `None` when not known).
+    pub fn assign(&self, partitions: impl IntoIterator<Item = (Partition, Option<i64>)>) {
         let mut held = self.held.lock_or_recover();
-        for partition in partitions {
+        for (partition, fresh_from) in partitions {
             let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
             let (ended, _) = watch::channel(false);
-            if let Some(previous) = held.insert(partition, Held { generation, ended }) {
+            let lease = Held {
+                generation,
+                ended,
+                fresh_from,
+            };
+            if let Some(previous) = held.insert(partition, lease) {
                 previous.ended.send_replace(true);
             }
         }
@@ -103,6 +124,7 @@ impl Ownership {
         held.get(&key).map(|held| Lease {
             generation: held.generation,
             ended: held.ended.subscribe(),
+            fresh_from: held.fresh_from,
             partition: key,
         })
     }
@@ -120,8 +142,8 @@ impl Ownership {
 mod tests {
     use super::*;
 
-    fn p(partition: i32) -> Partition {
-        ("t".to_owned(), partition)
+    fn p(partition: i32) -> (Partition, Option<i64>) {
+        (("t".to_owned(), partition), Some(0))
     }
 
     #[test]
@@ -133,7 +155,7 @@ mod tests {
             ownership.lease("t", 1).unwrap(),
         );
 
-        ownership.revoke([p(0)]);
+        ownership.revoke([p(0).0]);
 
         assert!(!ownership.holds(&zero));
         assert!(*zero.ended().borrow());
@@ -147,7 +169,7 @@ mod tests {
         let ownership = Ownership::default();
         ownership.assign([p(0)]);
         let before = ownership.lease("t", 0).unwrap();
-        ownership.revoke([p(0)]);
+        ownership.revoke([p(0).0]);
         ownership.assign([p(0)]);
 
         let after = ownership.lease("t", 0).unwrap();
@@ -168,5 +190,25 @@ mod tests {
         assert!(ownership.holds(&lease));
         ownership.revoke_all();
         assert!(!ownership.holds(&lease));
+    }
+
+    #[test]
+    fn records_below_the_end_at_the_assignment_may_have_been_read_before() {
+        let ownership = Ownership::default();
+        ownership.assign([(("t".to_owned(), 0), Some(40)), (("t".to_owned(), 1), None)]);
+        let (known, unknown) = (
+            ownership.lease("t", 0).unwrap(),
+            ownership.lease("t", 1).unwrap(),
+        );
+
+        assert!(known.may_have_been_read(39));
+        assert!(
+            !known.may_have_been_read(40),
+            "produced after the assignment"
+        );
+        assert!(
+            unknown.may_have_been_read(1_000_000),
+            "an unknown end counts every record"
+        );
     }
 }
