@@ -119,10 +119,7 @@ impl Application {
                 let topics = Topics::new(&kafka.topic_prefix);
                 kafka::create_topics(kafka, &topics).await?;
                 let bus = KafkaBus::new(kafka, topics.clone())?;
-                probes.push(Arc::new(KafkaProbe::new(
-                    bus.producer().clone(),
-                    topics.created,
-                )));
+                probes.push(Arc::new(KafkaProbe::new(bus.clone(), topics.created)));
                 (Arc::new(bus.clone()), Some(bus), None)
             }
             None => {

@@ -2,10 +2,14 @@
 //! brokers away, librdkafka reports the same failure several times a
 //! second per client. The first report is a warning; repeats within
 //! [`QUIET_FOR`] go to debug. It also turns librdkafka's statistics into
-//! the `kafka_consumer_lag` gauge.
+//! the `kafka_consumer_lag` gauge, and notes when librdkafka dropped a
+//! partition's leader change (see [`DroppedLeader`]).
 
 use std::{
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -23,6 +27,7 @@ const QUIET_FOR: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct QuietContext {
     last_warning: Mutex<Option<Instant>>,
+    dropped_leader: DroppedLeader,
 }
 
 impl QuietContext {
@@ -36,10 +41,50 @@ impl QuietContext {
         *last = Some(now);
         true
     }
+
+    /// The flag this context sets when librdkafka skipped a leader change,
+    /// for whoever holds the client (its context is not reachable through
+    /// it).
+    pub fn dropped_leader_flag(&self) -> DroppedLeader {
+        self.dropped_leader.clone()
+    }
+}
+
+/// Set when librdkafka skipped a partition's leader change it heard of in
+/// a produce or fetch response because it does not know the new leader: a
+/// leader of -1 while a broker is fenced, as after a pause of the broker
+/// or the death of the only replica. librdkafka 2.12 then leaves the
+/// partition without a leader for good (its issue 5430): every later
+/// message to it times out, although the brokers answer. Only a new client
+/// recovers.
+#[derive(Clone, Default)]
+pub struct DroppedLeader(Arc<AtomicBool>);
+
+impl DroppedLeader {
+    /// True once since librdkafka last skipped a leader change.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+
+    /// Notes a skipped leader change (again, when it was taken but not
+    /// acted on).
+    pub fn note(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Whether a log line of librdkafka says it skipped a leader change.
+fn drops_a_leader(facility: &str, message: &str) -> bool {
+    facility == "METADATAUPDATE"
+        && message.contains("new leader")
+        && message.contains("not found in cache")
 }
 
 impl ClientContext for QuietContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if drops_a_leader(facility, message) {
+            self.dropped_leader_flag().note();
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -83,3 +128,40 @@ impl ClientContext for QuietContext {
 }
 
 impl ConsumerContext for QuietContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_leader_change_is_noted_once() {
+        let context = QuietContext::default();
+        context.log(
+            RDKafkaLogLevel::Warning,
+            "METADATAUPDATE",
+            "[thrd:main]: Partition chats.message-created(1MjPI6suR7OT/v1B9QY86A)[0]: \
+             new leader-1 not found in cache",
+        );
+
+        let flag = context.dropped_leader_flag();
+        assert!(flag.take());
+        assert!(!flag.take(), "taken");
+    }
+
+    #[test]
+    fn other_lines_note_nothing() {
+        let context = QuietContext::default();
+        context.log(
+            RDKafkaLogLevel::Warning,
+            "METADATAUPDATE",
+            "Topic t not found in cache",
+        );
+        context.log(
+            RDKafkaLogLevel::Warning,
+            "FAIL",
+            "new leader-1 not found in cache",
+        );
+
+        assert!(!context.dropped_leader_flag().take());
+    }
+}

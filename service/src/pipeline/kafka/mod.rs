@@ -17,11 +17,11 @@ use async_trait::async_trait;
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     config::ClientConfig,
-    producer::{FutureProducer, Producer},
+    producer::Producer,
     types::RDKafkaErrorCode,
 };
 
-use self::context::QuietContext;
+use self::{context::QuietContext, producer::KafkaBus};
 use super::topics::Topics;
 use crate::{
     config::KafkaSettings,
@@ -88,14 +88,14 @@ pub async fn create_topics(settings: &KafkaSettings, topics: &Topics) -> anyhow:
 
 /// Asks the brokers for a topic's metadata.
 pub struct KafkaProbe {
-    producer: FutureProducer<QuietContext>,
+    bus: KafkaBus,
     topic: String,
 }
 
 impl KafkaProbe {
-    /// Probes with `producer`'s connections, on `topic`.
-    pub fn new(producer: FutureProducer<QuietContext>, topic: String) -> Self {
-        Self { producer, topic }
+    /// Probes with the connections of `bus`'s producer, on `topic`.
+    pub fn new(bus: KafkaBus, topic: String) -> Self {
+        Self { bus, topic }
     }
 }
 
@@ -106,7 +106,7 @@ impl Probe for KafkaProbe {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let producer = self.producer.clone();
+        let producer = self.bus.producer();
         let topic = self.topic.clone();
         // The metadata call blocks a thread; keep it off the runtime's.
         tokio::task::spawn_blocking(move || {

@@ -1,36 +1,74 @@
 //! Publishing to Kafka: idempotent, `acks=all`, and bounded in time so a
 //! sender whose brokers are down hears so within `KAFKA_PUBLISH_TIMEOUT_MS`.
+//!
+//! The producer is replaced by a new one when librdkafka dropped a
+//! partition's leader change (see
+//! [`DroppedLeader`]): the old one would never publish
+//! to that partition again. Its queued messages time out as they would
+//! have; their senders were answered `chat_503` already or are then.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use rdkafka::{
+    config::ClientConfig,
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
     util::Timeout,
 };
 
-use super::{breaker::Breaker, client_config, context::QuietContext};
+use super::{
+    breaker::Breaker,
+    client_config,
+    context::{DroppedLeader, QuietContext},
+};
 use crate::{
     config::KafkaSettings,
+    locks::{LockExt, RwLockExt},
     pipeline::{topics::Topics, Bus, BusError, MessageCreated},
 };
+
+/// The least time between two replacements of the producer.
+const REPLACE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// The Kafka side of [`Bus`], also used by the consumer for the retry and
 /// dead-letter topics.
 #[derive(Clone)]
 pub struct KafkaBus {
-    producer: FutureProducer<QuietContext>,
+    producer: Arc<RwLock<Current>>,
+    config: Arc<ClientConfig>,
+    replaced_at: Arc<Mutex<Instant>>,
     topics: Topics,
     timeout: Duration,
     breaker: Breaker,
+}
+
+/// The producer in use, and the flag its context sets.
+struct Current {
+    producer: FutureProducer<QuietContext>,
+    dropped_leader: DroppedLeader,
+}
+
+impl Current {
+    fn new(config: &ClientConfig) -> rdkafka::error::KafkaResult<Self> {
+        let context = QuietContext::default();
+        let dropped_leader = context.dropped_leader_flag();
+        Ok(Self {
+            producer: config.create_with_context(context)?,
+            dropped_leader,
+        })
+    }
 }
 
 impl KafkaBus {
     /// A producer on the configured brokers.
     pub fn new(settings: &KafkaSettings, topics: Topics) -> anyhow::Result<Self> {
         let timeout_ms = settings.publish_timeout.as_millis().to_string();
-        let producer: FutureProducer<QuietContext> = client_config(settings)
+        let mut config = client_config(settings);
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // The whole publish, queueing and retries included, ends by then.
@@ -38,19 +76,53 @@ impl KafkaBus {
             // Messages that arrive within 5 ms share one produce request
             // (and one wake-up of librdkafka's broker thread): at 1,000
             // msg/s that is several per request instead of one.
-            .set("linger.ms", "5")
-            .create_with_context(QuietContext::default())?;
+            .set("linger.ms", "5");
+        let current = Current::new(&config)?;
         Ok(Self {
-            producer,
+            producer: Arc::new(RwLock::new(current)),
+            config: Arc::new(config),
+            replaced_at: Arc::new(Mutex::new(Instant::now())),
             topics,
             timeout: settings.publish_timeout,
             breaker: Breaker::default(),
         })
     }
 
-    /// The underlying producer (for the readiness probe).
-    pub fn producer(&self) -> &FutureProducer<QuietContext> {
-        &self.producer
+    /// The producer to publish with: the current one, or a new one when
+    /// librdkafka dropped a leader change in the current one.
+    pub fn producer(&self) -> FutureProducer<QuietContext> {
+        let (current, dropped_leader) = {
+            let current = self.producer.read_or_recover();
+            (current.producer.clone(), current.dropped_leader.clone())
+        };
+        if !dropped_leader.take() {
+            return current;
+        }
+        let mut replaced_at = self.replaced_at.lock_or_recover();
+        if replaced_at.elapsed() < REPLACE_AT_MOST_EVERY {
+            // Replaced a moment ago; a later publish asks again.
+            dropped_leader.note();
+            return current;
+        }
+        match Current::new(&self.config) {
+            Ok(fresh) => {
+                *replaced_at = Instant::now();
+                let producer = fresh.producer.clone();
+                *self.producer.write_or_recover() = fresh;
+                metrics::counter!("kafka_producer_replaced_total").increment(1);
+                tracing::warn!(
+                    "librdkafka dropped a partition's leader change; publishing with a new producer"
+                );
+                // Destroying a client waits for its queued messages.
+                std::thread::spawn(move || drop(current));
+                producer
+            }
+            Err(error) => {
+                tracing::warn!(cause = %error, "cannot create a new producer");
+                dropped_leader.note();
+                current
+            }
+        }
     }
 
     /// The topic names.
@@ -80,19 +152,20 @@ impl KafkaBus {
         }
         // librdkafka's own `message.timeout.ms` can overrun (measured: 10 to
         // 14 s for 5 s with the brokers down), so the bound is enforced here.
-        let delivery = self.producer.send(record, Timeout::After(self.timeout));
+        let producer = self.producer();
+        let delivery = producer.send(record, Timeout::After(self.timeout));
         let error = match tokio::time::timeout(self.timeout, delivery).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err((error, _))) => error.to_string(),
             Err(_) => format!("no acknowledgement within {:?}", self.timeout),
         };
-        self.breaker.trip(&self.producer, topic);
+        self.breaker.trip(&producer, topic);
         Err(BusError::Unavailable(error))
     }
 
     /// Waits for queued messages to be acknowledged, for at most `timeout`.
     pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.producer.flush(timeout) {
+        if let Err(error) = self.producer().flush(timeout) {
             tracing::warn!(cause = %error, "producer flush did not complete");
         }
     }
