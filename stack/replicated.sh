@@ -410,7 +410,8 @@ start_kafka_controller_node() {
   refuse_foreign_port "$node" "$KAFKA_CONTROLLER_PORT" "$host"
   render "$SCRIPT_DIR/kafka/controller.properties.in" "$conf" \
     HOST="$host" CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" LOG_DIRS="$logdir" \
-    NODE_ID="$(controller_id "$node")" VOTERS="$(kafka_voters)"
+    NODE_ID="$(controller_id "$node")" VOTERS="$(kafka_voters)" \
+    REPLICATION_FACTOR=3 MIN_ISR=2
   local cluster_id pid
   cluster_id=$(kafka_cluster_id)
   kafka_format "$node" "$conf" "$logdir" "$cluster_id"

@@ -195,6 +195,7 @@ impl Stack {
                 // its broker died (1 s to fence it, then the metadata),
                 // short enough to answer within the contract's 1.5 s.
                 ("KAFKA_PUBLISH_TIMEOUT_MS", "1400".to_owned()),
+                ("KAFKA_TOPIC_REPLICATION", "3".to_owned()),
             ]
         });
         [

@@ -176,6 +176,11 @@ pub struct KafkaSettings {
     pub topic_prefix: String,
     /// Partitions of topics created at start-up (`KAFKA_TOPIC_PARTITIONS`, default 6).
     pub partitions: i32,
+    /// Replication factor of topics created at start-up
+    /// (`KAFKA_TOPIC_REPLICATION`, default -1: the cluster's default, which
+    /// in KRaft is the *controllers'* `default.replication.factor`, 1
+    /// unless they set it, whatever the brokers say).
+    pub replication: i32,
     /// Workers processing consumed messages side by side; one room's
     /// messages always go to the same worker (`KAFKA_CONSUMER_WORKERS`,
     /// default 64). Each worker has one Cassandra write in flight, and
@@ -345,6 +350,20 @@ impl Settings {
                         name: "KAFKA_TOPIC_PARTITIONS",
                         reason: "must be 1 or more".to_owned(),
                     })?,
+                replication: match get("KAFKA_TOPIC_REPLICATION").as_deref().map(str::trim) {
+                    None | Some("-1") => -1,
+                    Some(raw) => {
+                        raw.parse()
+                            .ok()
+                            .filter(|factor| *factor > 0)
+                            .ok_or(ConfigError {
+                                name: "KAFKA_TOPIC_REPLICATION",
+                                reason: format!(
+                                    "{raw:?} is neither 1 or more nor -1 (the cluster's default)"
+                                ),
+                            })?
+                    }
+                },
                 consumer_workers: usize::try_from(parse("KAFKA_CONSUMER_WORKERS", "64")?)
                     .unwrap_or(usize::MAX)
                     .clamp(1, 256),
@@ -476,6 +495,19 @@ mod tests {
         assert_eq!(quorum.consistency, Consistency::Quorum);
         let error = settings(&[hosts, ("CASSANDRA_CONSISTENCY", "TWO")]).unwrap_err();
         assert_eq!(error.name, "CASSANDRA_CONSISTENCY");
+    }
+
+    #[test]
+    fn topics_take_the_clusters_replication_unless_told_a_factor() {
+        let brokers = ("KAFKA_BROKERS", "k:9092");
+        let default = settings(&[brokers]).unwrap().kafka.unwrap();
+        assert_eq!(default.replication, -1);
+        let three = settings(&[brokers, ("KAFKA_TOPIC_REPLICATION", "3")]).unwrap();
+        assert_eq!(three.kafka.unwrap().replication, 3);
+        for wrong in ["0", "-2", "three"] {
+            let error = settings(&[brokers, ("KAFKA_TOPIC_REPLICATION", wrong)]).unwrap_err();
+            assert_eq!(error.name, "KAFKA_TOPIC_REPLICATION", "{wrong}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! message accepted, none refused, none lost, each delivered once and in
 //! order, `/ready` 200 throughout, and the p99 delivery delay of the
 //! messages sent during the fault under 2 s; the Cassandra test holds the
-//! service to it, the Kafka one not yet (see there). For the Redis master
+//! service to it, the Kafka one to the contract, since it missed the goal
+//! in one run of eight (see there). For the Redis master
 //! (Sentinel promotes the replica) nothing may be lost or silent; what the
 //! failover costs in refusals and delay is printed for the README.
 
@@ -242,16 +243,19 @@ async fn when_one_of_three_cassandra_nodes_is_killed_under_traffic_no_client_not
     assert_unnoticed(&run);
 }
 
-/// The goal is [`assert_unnoticed`], and it is not met yet: while the
-/// broker is down, publishes to the partition it led keep taking longer
-/// than the publish timeout (1.4 s) although its leadership moved 0.6 s
-/// after the kill, so senders hear `chat_503` (and, with the breaker,
-/// every message of the following half second). Measured here: 682 to 798
-/// of about 900 to 1,000 messages refused during a 20 s outage, 0 lost,
-/// 0 silent, every answer within 1.5 s. Until the cause is found the test
-/// holds the service to the contract (every message answered within 2 s,
-/// nothing lost, silent, duplicated or out of order, only `chat_503`
-/// refusals) and prints the refusals.
+/// The broker leading the room's partition dies: the controller fences it
+/// after 0.6 s and names a new leader, to which the producer sends what it
+/// had in flight (it is not librdkafka's idempotent producer, which would
+/// time those out first), and the consumers follow the leader and, when
+/// the dead broker was their group's coordinator, the coordinator. The
+/// goal is [`assert_unnoticed`]; measured here it was met in 7 of 8 runs
+/// (0 refused of 1,150 to 1,630, p99 delivery delay 0.8 to 1.95 s), and in
+/// the eighth the first message after the kill took longer than the 1.4 s
+/// publish timeout on one instance, whose breaker then refused the next
+/// 0.8 s of that instance's sends (16 `chat_503`). So the test holds the
+/// service to the contract (every message answered within 2 s, nothing
+/// lost, silent, duplicated or out of order, only `chat_503` refusals) and
+/// prints the refusals and the delay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_kafka_broker_leading_the_busy_partition_is_killed_under_traffic_every_message_is_answered_and_none_is_lost(
 ) {

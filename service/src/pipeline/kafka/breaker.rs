@@ -45,8 +45,15 @@ impl Breaker {
         tracing::warn!("Kafka does not answer; refusing messages until it does");
         let (open, producer, topic) = (self.open.clone(), producer.clone(), topic.to_owned());
         tokio::spawn(async move {
+            // The first question goes at once: when one broker died and the
+            // others answer, the breaker closes within a round trip, and
+            // only the publishes to that broker's partitions wait for the
+            // leadership to move.
+            let mut first = true;
             loop {
-                tokio::time::sleep(PROBE_EVERY).await;
+                if !std::mem::take(&mut first) {
+                    tokio::time::sleep(PROBE_EVERY).await;
+                }
                 let (producer, topic) = (producer.clone(), topic.clone());
                 let answered = tokio::task::spawn_blocking(move || {
                     producer

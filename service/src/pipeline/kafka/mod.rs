@@ -40,7 +40,13 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
         .set("client.id", &settings.service_name)
         // Kafka going away is reported by the calls that need it; librdkafka's
         // own reconnect chatter would only flood the log.
-        .set("log.connection.close", "false");
+        .set("log.connection.close", "false")
+        // Retries after a broker's death at most 200 ms apart (the default
+        // backs off to 1 s): a message reaches the partition's new leader,
+        // and a consumer its group's new coordinator, soon after the
+        // controller named them. A consumer that finds no coordinator
+        // within its 2 s session loses its partitions.
+        .set("retry.backoff.max.ms", "200");
     if let Some((username, password)) = &settings.credentials {
         // This build of librdkafka has no TLS: SASL/PLAIN over plaintext.
         config
@@ -57,11 +63,12 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
 pub async fn create_topics(settings: &KafkaSettings, topics: &Topics) -> anyhow::Result<()> {
     let admin: AdminClient<QuietContext> =
         client_config(settings).create_with_context(QuietContext::default())?;
-    // Replication -1 lets the brokers apply their default factor.
+    // Replication -1 lets the cluster apply its default factor.
+    let replication = || TopicReplication::Fixed(settings.replication);
     let new: Vec<NewTopic<'_>> = topics
         .all()
         .into_iter()
-        .map(|name| NewTopic::new(name, settings.partitions, TopicReplication::Fixed(-1)))
+        .map(|name| NewTopic::new(name, settings.partitions, replication()))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let mut delay = Duration::from_millis(500);
