@@ -250,9 +250,9 @@ async fn when_one_of_three_cassandra_nodes_is_killed_under_traffic_no_client_not
 /// the dead broker was their group's coordinator, the coordinator. The
 /// goal is [`assert_unnoticed`]; measured here it was met in 5 of 6 runs
 /// but for the delay (0 refused of 1,154 to 1,289; p99 delivery delay 0.83
-/// to 2.03 s), and in the sixth the first message after the kill took longer than the 1.4 s
-/// publish timeout on one instance, whose breaker then refused the next
-/// 0.8 s of that instance's sends (16 `chat_503`). So the test holds the
+/// to 2.03 s), and in the sixth the first message after the kill took
+/// longer than the 1.4 s publish timeout on one instance, whose breaker
+/// then refused the next 0.8 s of that instance's sends (16 `chat_503`). So the test holds the
 /// service to the contract (every message answered within 2 s, nothing
 /// lost, silent, duplicated or out of order, only `chat_503` refusals) and
 /// prints the refusals and the delay.

@@ -49,11 +49,7 @@ impl Breaker {
             // others answer, the breaker closes within a round trip, and
             // only the publishes to that broker's partitions wait for the
             // leadership to move.
-            let mut first = true;
             loop {
-                if !std::mem::take(&mut first) {
-                    tokio::time::sleep(PROBE_EVERY).await;
-                }
                 let (producer, topic) = (producer.clone(), topic.clone());
                 let answered = tokio::task::spawn_blocking(move || {
                     producer
@@ -69,6 +65,7 @@ impl Breaker {
                     tracing::info!("Kafka answers again; accepting messages");
                     return;
                 }
+                tokio::time::sleep(PROBE_EVERY).await;
             }
         });
     }

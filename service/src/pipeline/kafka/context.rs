@@ -61,9 +61,10 @@ impl QuietContext {
 pub struct DroppedLeader(Arc<AtomicBool>);
 
 impl DroppedLeader {
-    /// True once since librdkafka last skipped a leader change.
+    /// True once since librdkafka last skipped a leader change. Asked on
+    /// every publish: a plain read while the flag is down.
     pub fn take(&self) -> bool {
-        self.0.swap(false, Ordering::AcqRel)
+        self.0.load(Ordering::Acquire) && self.0.swap(false, Ordering::AcqRel)
     }
 
     /// Notes a skipped leader change (again, when it was taken but not

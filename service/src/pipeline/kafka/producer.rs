@@ -21,7 +21,7 @@
 //! then.
 
 use std::{
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -40,7 +40,7 @@ use super::{
 };
 use crate::{
     config::KafkaSettings,
-    locks::{LockExt, RwLockExt},
+    locks::RwLockExt,
     pipeline::{topics::Topics, Bus, BusError, MessageCreated},
 };
 
@@ -53,16 +53,16 @@ const REPLACE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 pub struct KafkaBus {
     producer: Arc<RwLock<Current>>,
     config: Arc<ClientConfig>,
-    replaced_at: Arc<Mutex<Instant>>,
     topics: Topics,
     timeout: Duration,
     breaker: Breaker,
 }
 
-/// The producer in use, and the flag its context sets.
+/// The producer in use, the flag its context sets, and when it was made.
 struct Current {
     producer: FutureProducer<QuietContext>,
     dropped_leader: DroppedLeader,
+    created: Instant,
 }
 
 impl Current {
@@ -72,6 +72,7 @@ impl Current {
         Ok(Self {
             producer: config.create_with_context(context)?,
             dropped_leader,
+            created: Instant::now(),
         })
     }
 }
@@ -96,7 +97,6 @@ impl KafkaBus {
         Ok(Self {
             producer: Arc::new(RwLock::new(current)),
             config: Arc::new(config),
-            replaced_at: Arc::new(Mutex::new(Instant::now())),
             topics,
             timeout: settings.publish_timeout,
             breaker: Breaker::default(),
@@ -106,36 +106,33 @@ impl KafkaBus {
     /// The producer to publish with: the current one, or a new one when
     /// librdkafka dropped a leader change in the current one.
     pub fn producer(&self) -> FutureProducer<QuietContext> {
-        let (current, dropped_leader) = {
+        {
             let current = self.producer.read_or_recover();
-            (current.producer.clone(), current.dropped_leader.clone())
-        };
-        if !dropped_leader.take() {
-            return current;
+            if !current.dropped_leader.take() {
+                return current.producer.clone();
+            }
         }
-        let mut replaced_at = self.replaced_at.lock_or_recover();
-        if replaced_at.elapsed() < REPLACE_AT_MOST_EVERY {
+        let mut current = self.producer.write_or_recover();
+        if current.created.elapsed() < REPLACE_AT_MOST_EVERY {
             // Replaced a moment ago; a later publish asks again.
-            dropped_leader.note();
-            return current;
+            current.dropped_leader.note();
+            return current.producer.clone();
         }
         match Current::new(&self.config) {
             Ok(fresh) => {
-                *replaced_at = Instant::now();
-                let producer = fresh.producer.clone();
-                *self.producer.write_or_recover() = fresh;
+                let old = std::mem::replace(&mut *current, fresh);
                 metrics::counter!("kafka_producer_replaced_total").increment(1);
                 tracing::warn!(
                     "librdkafka dropped a partition's leader change; publishing with a new producer"
                 );
                 // Destroying a client waits for its queued messages.
-                std::thread::spawn(move || drop(current));
-                producer
+                std::thread::spawn(move || drop(old));
+                current.producer.clone()
             }
             Err(error) => {
                 tracing::warn!(cause = %error, "cannot create a new producer");
-                dropped_leader.note();
-                current
+                current.dropped_leader.note();
+                current.producer.clone()
             }
         }
     }
