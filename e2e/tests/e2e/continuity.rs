@@ -19,6 +19,16 @@ async fn rejoin(socket: &ChatSocket, room: &str, since: &str) -> Value {
     ack
 }
 
+/// A well-formed message id made `ahead` from now (41 bits of
+/// milliseconds since 2024-01-01, then 22 of node and sequence).
+fn future_id(ahead: Duration) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let millis = (now + ahead).as_millis() as i64 - 1_704_067_200_000;
+    (millis << 22).to_string()
+}
+
 /// Takes the next `reply` of `room`, in arrival order.
 async fn next_reply(socket: &mut ChatSocket, room: &str) -> String {
     let reply = socket
@@ -89,19 +99,43 @@ on_both_backends! {
         assert_eq!(next_reply(&mut bob.socket, &room).await, after);
     }
 
-    async fn a_since_that_is_not_a_message_of_the_room_is_bad_request(server: &TestServer) {
+    async fn a_since_from_the_future_or_not_an_id_is_bad_request_and_a_member_only_matter(server: &TestServer) {
         let api = Api::new(server.url());
         let (alice, bob, carol) = (Chatter::new(&api).await, Chatter::new(&api).await, Chatter::new(&api).await);
         let room = api.room_of(&alice.user, &bob.user).await;
-        let other = api.room_of(&alice.user, &carol.user).await;
-        let elsewhere = send(&alice.socket, &other, "elsewhere").await;
-        e2e::chat::wait_for_history(&api, &alice.user.token, &other, 1, |page| page.len() == 1, Duration::from_secs(20)).await;
-        for since in [json!(elsewhere), json!("123"), json!("x"), json!(5)] {
+        let in_an_hour = future_id(Duration::from_secs(3_600));
+        for since in [json!(in_an_hour), json!("x"), json!("0"), json!("-5"), json!(5)] {
             let ack = bob.socket.emit_with_ack("join", json!({ "roomId": room, "since": since })).await;
             assert_eq!(error_name(&ack), "bad_request", "since {since}: {ack}");
         }
+        let other = api.room_of(&alice.user, &carol.user).await;
+        let elsewhere = send(&alice.socket, &other, "elsewhere").await;
         let stranger = carol.socket.emit_with_ack("join", json!({ "roomId": room, "since": elsewhere })).await;
         assert_eq!(error_name(&stranger), "chat_404");
+        // A position among ids, whichever room made it: before the room
+        // existed means from its start.
+        let ack = rejoin(&bob.socket, &room, "123").await;
+        assert_eq!(ack["replayed"], 0, "{ack}");
+    }
+
+    async fn rejoining_at_once_with_the_id_of_your_own_ack_is_accepted_and_misses_nothing(server: &TestServer) {
+        let api = Api::new(server.url());
+        let (alice, bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
+        let room = api.room_of(&alice.user, &bob.user).await;
+        join(&bob.socket, &room).await;
+        let mut alice_socket = alice.socket;
+        for round in 0..5 {
+            // Alice's ack, then at once a new socket rejoining from it:
+            // before the pipeline may have stored the message.
+            let mine = send(&alice_socket, &room, &format!("mine {round}")).await;
+            alice_socket.disconnect().await;
+            alice_socket = ChatSocket::connect(api.base(), &alice.user.token).await;
+            let ack = rejoin(&alice_socket, &room, &mine).await;
+            assert_eq!(ack["complete"], true, "{ack}");
+            let answer = send(&bob.socket, &room, &format!("answer {round}")).await;
+            // Her own message is not replayed to her; Bob's answer comes next.
+            assert_eq!(next_reply(&mut alice_socket, &room).await, answer, "round {round}");
+        }
     }
 
     async fn typing_reaches_the_room_once_a_second_and_only_from_members(server: &TestServer) {

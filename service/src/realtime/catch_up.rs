@@ -62,10 +62,19 @@ pub struct Recorded {
     pub reply: Box<RawValue>,
 }
 
+/// Most deliveries recorded for one catch-up; past it the catch-up ends
+/// `complete: false` (the client pages the rest), so a replay to a slow
+/// reader in a busy room cannot grow without end.
+pub const MAX_RECORDED: usize = MAX_REPLAY;
+
 /// A socket catching up on a room.
 pub struct Pending {
     socket: String,
+    /// Deliveries up to it are not recorded: the client has them.
+    since: MessageId,
     recorded: Mutex<Vec<Recorded>>,
+    /// More than [`MAX_RECORDED`] deliveries came while it ran.
+    overflowed: AtomicBool,
     /// The socket left the room (`leave`) while catching up: it is not
     /// joined at the end.
     cancelled: AtomicBool,
@@ -79,11 +88,26 @@ type Registry = HashMap<RoomId, Vec<Arc<Pending>>>;
 /// Redis outage, too).
 const REPLAYED_FOR: Duration = super::seen::WINDOW;
 
-/// What one socket was replayed, so the live stream does not bring it again.
+/// Replayed ids kept, over all sockets; past it the oldest catch-ups'
+/// are dropped first (about 16 bytes an id: a few MiB at most).
+const MAX_KEPT_IDS: usize = 200_000;
+
+/// What one socket was replayed, so the live stream does not bring it
+/// again: the ids, and everything up to `since`, which the client had.
 struct Replayed {
     socket: String,
+    since: MessageId,
     ids: HashSet<MessageId>,
     until: Instant,
+}
+
+/// How a catch-up's recording ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// The socket left the room meanwhile: it is not joined.
+    pub left: bool,
+    /// Deliveries past [`MAX_RECORDED`] were not kept: `complete: false`.
+    pub overflowed: bool,
 }
 
 /// The sockets of this instance catching up, by room.
@@ -104,13 +128,15 @@ impl Delivering<'_> {
     /// instance that stored it takes a moment, or longer through a Redis
     /// outage.)
     pub fn replayed_to(&self, delivery: &Delivery) -> Vec<String> {
-        let replayed = self.1.replayed.lock().unwrap_or_else(|e| e.into_inner());
+        let replayed = self.1.replayed.lock_or_recover();
         replayed
             .get(&delivery.room_id)
             .map(|sockets| {
                 sockets
                     .iter()
-                    .filter(|r| r.ids.contains(&delivery.message_id))
+                    .filter(|r| {
+                        delivery.message_id <= r.since || r.ids.contains(&delivery.message_id)
+                    })
                     .map(|r| r.socket.clone())
                     .collect()
             })
@@ -124,10 +150,17 @@ impl Delivering<'_> {
             return;
         };
         for socket in pending {
-            if delivery.origin_socket.as_deref() == Some(socket.socket.as_str()) {
+            if delivery.origin_socket.as_deref() == Some(socket.socket.as_str())
+                || delivery.message_id <= socket.since
+            {
                 continue;
             }
-            socket.recorded.lock_or_recover().push(Recorded {
+            let mut recorded = socket.recorded.lock_or_recover();
+            if recorded.len() >= MAX_RECORDED {
+                socket.overflowed.store(true, Ordering::SeqCst);
+                continue;
+            }
+            recorded.push(Recorded {
                 id: delivery.message_id,
                 reply: delivery.reply.clone(),
             });
@@ -141,9 +174,14 @@ impl CatchUps {
         Delivering(self.rooms.read().await, self)
     }
 
-    /// Step 1: `socket` starts recording the deliveries of `room`; `None`
-    /// when it is catching up on that room already.
-    pub async fn start(&self, room: RoomId, socket: String) -> Option<Arc<Pending>> {
+    /// Step 1: `socket` starts recording the deliveries of `room` newer
+    /// than `since`; `None` when it is catching up on that room already.
+    pub async fn start(
+        &self,
+        room: RoomId,
+        socket: String,
+        since: MessageId,
+    ) -> Option<Arc<Pending>> {
         let mut rooms = self.rooms.write().await;
         let pending = rooms.entry(room).or_default();
         if pending.iter().any(|p| p.socket == socket) {
@@ -151,7 +189,9 @@ impl CatchUps {
         }
         let started = Arc::new(Pending {
             socket,
+            since,
             recorded: Mutex::new(Vec::new()),
+            overflowed: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
         });
         pending.push(started.clone());
@@ -178,35 +218,77 @@ impl CatchUps {
     }
 
     /// Step 4: with no delivery in flight, hands `finish` what was
-    /// recorded, in delivery order, and whether the socket left the room
-    /// meanwhile; unregisters `pending`, and keeps the socket from getting
-    /// live any of the `replayed` ids.
+    /// recorded, in delivery order, and how it ended; unregisters
+    /// `pending`, and keeps the socket from getting live any of the
+    /// `replayed` ids or one up to its `since`.
     pub async fn finish(
         &self,
         room: RoomId,
         pending: &Arc<Pending>,
         replayed: HashSet<MessageId>,
-        finish: impl FnOnce(Vec<Recorded>, bool),
+        finish: impl FnOnce(Vec<Recorded>, Ended),
     ) {
         let mut rooms = self.rooms.write().await;
         Self::unregister(&mut rooms, room, pending);
-        {
-            let mut kept = self.replayed.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            kept.retain(|_, sockets| {
-                sockets.retain(|r| r.until > now);
-                !sockets.is_empty()
-            });
-            if !replayed.is_empty() {
-                kept.entry(room).or_default().push(Replayed {
-                    socket: pending.socket.clone(),
-                    ids: replayed,
-                    until: now + REPLAYED_FOR,
-                });
-            }
-        }
+        self.keep(room, pending, replayed);
         let recorded = std::mem::take(&mut *pending.recorded.lock_or_recover());
-        finish(recorded, pending.cancelled.load(Ordering::SeqCst));
+        finish(
+            recorded,
+            Ended {
+                left: pending.cancelled.load(Ordering::SeqCst),
+                overflowed: pending.overflowed.load(Ordering::SeqCst),
+            },
+        );
+    }
+
+    /// Keeps what `pending`'s socket was replayed, replacing what an
+    /// earlier catch-up of the same room kept, dropping what expired and,
+    /// past [`MAX_KEPT_IDS`], the oldest.
+    fn keep(&self, room: RoomId, pending: &Pending, ids: HashSet<MessageId>) {
+        let mut kept = self.replayed.lock_or_recover();
+        let now = Instant::now();
+        kept.retain(|_, sockets| {
+            sockets.retain(|r| r.until > now);
+            !sockets.is_empty()
+        });
+        let sockets = kept.entry(room).or_default();
+        sockets.retain(|r| r.socket != pending.socket);
+        sockets.push(Replayed {
+            socket: pending.socket.clone(),
+            since: pending.since,
+            ids,
+            until: now + REPLAYED_FOR,
+        });
+        let mut total: usize = kept.values().flatten().map(|r| r.ids.len() + 1).sum();
+        while total > MAX_KEPT_IDS {
+            let Some((room, index, size)) = kept
+                .iter()
+                .flat_map(|(room, sockets)| {
+                    sockets
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, r)| (*room, i, r.until, r.ids.len() + 1))
+                })
+                .min_by_key(|(_, _, until, _)| *until)
+                .map(|(room, i, _, size)| (room, i, size))
+            else {
+                break;
+            };
+            let sockets = kept.get_mut(&room).expect("just found");
+            sockets.swap_remove(index);
+            if sockets.is_empty() {
+                kept.remove(&room);
+            }
+            total -= size;
+        }
+    }
+
+    /// `socket` is gone: what it was replayed need not be kept.
+    pub fn forget(&self, socket: &str) {
+        self.replayed.lock_or_recover().retain(|_, sockets| {
+            sockets.retain(|r| r.socket != socket);
+            !sockets.is_empty()
+        });
     }
 
     /// Gives up on `pending` (the history could not be read).
@@ -251,8 +333,14 @@ mod tests {
             .await
             .record(&delivery(room, before, None));
 
-        let pending = catch_ups.start(room, "s1".to_owned()).await.unwrap();
-        assert!(catch_ups.start(room, "s1".to_owned()).await.is_none());
+        let pending = catch_ups
+            .start(room, "s1".to_owned(), MessageId::from_i64(1).unwrap())
+            .await
+            .unwrap();
+        assert!(catch_ups
+            .start(room, "s1".to_owned(), MessageId::from_i64(1).unwrap())
+            .await
+            .is_none());
         assert!(catch_ups.is_catching_up(room, "s1").await);
         let (mine, theirs, elsewhere) = (ids.next_id(), ids.next_id(), ids.next_id());
         {
@@ -263,8 +351,8 @@ mod tests {
         }
         let mut handed = Vec::new();
         catch_ups
-            .finish(room, &pending, HashSet::new(), |recorded, left| {
-                assert!(!left);
+            .finish(room, &pending, HashSet::new(), |recorded, ended| {
+                assert!(!ended.left && !ended.overflowed);
                 handed = recorded.iter().map(|r| r.id).collect();
             })
             .await;
@@ -283,14 +371,85 @@ mod tests {
     async fn a_leave_while_catching_up_is_handed_to_the_end() {
         let room = RoomId::random();
         let catch_ups = CatchUps::default();
-        let pending = catch_ups.start(room, "s1".to_owned()).await.unwrap();
+        let pending = catch_ups
+            .start(room, "s1".to_owned(), MessageId::from_i64(1).unwrap())
+            .await
+            .unwrap();
         catch_ups.cancel(room, "s2").await;
         catch_ups.cancel(room, "s1").await;
         let mut cancelled = false;
         catch_ups
-            .finish(room, &pending, HashSet::new(), |_, left| cancelled = left)
+            .finish(room, &pending, HashSet::new(), |_, ended| {
+                cancelled = ended.left
+            })
             .await;
         assert!(cancelled);
         assert!(!catch_ups.is_catching_up(room, "s1").await);
+    }
+
+    #[tokio::test]
+    async fn a_catch_up_records_at_most_its_bound_and_nothing_up_to_since() {
+        let ids = MessageIdGenerator::new(1);
+        let room = RoomId::random();
+        let catch_ups = CatchUps::default();
+        let had = ids.next_id();
+        let since = ids.next_id();
+        let pending = catch_ups.start(room, "s1".to_owned(), since).await.unwrap();
+        {
+            let delivering = catch_ups.delivering().await;
+            delivering.record(&delivery(room, had, None));
+            for _ in 0..MAX_RECORDED + 5 {
+                delivering.record(&delivery(room, ids.next_id(), None));
+            }
+        }
+        let (mut count, mut how) = (0, None);
+        catch_ups
+            .finish(room, &pending, HashSet::new(), |recorded, ended| {
+                count = recorded.len();
+                how = Some(ended);
+            })
+            .await;
+        assert_eq!(count, MAX_RECORDED);
+        assert!(how.unwrap().overflowed);
+
+        // Live, the socket is spared what it had (up to since).
+        let delivering = catch_ups.delivering().await;
+        assert_eq!(
+            delivering.replayed_to(&delivery(room, had, None)),
+            vec!["s1"]
+        );
+        assert!(delivering
+            .replayed_to(&delivery(room, ids.next_id(), None))
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn what_sockets_were_replayed_is_bounded_and_forgotten_when_they_go() {
+        let ids = MessageIdGenerator::new(1);
+        let catch_ups = CatchUps::default();
+        let per_socket = 50_000;
+        for socket in 0..6 {
+            let room = RoomId::random();
+            let name = format!("s{socket}");
+            let pending = catch_ups
+                .start(room, name.clone(), ids.next_id())
+                .await
+                .unwrap();
+            let replayed = (0..per_socket).map(|_| ids.next_id()).collect();
+            catch_ups.finish(room, &pending, replayed, |_, _| {}).await;
+        }
+        let kept = |catch_ups: &CatchUps| -> Vec<String> {
+            let kept = catch_ups.replayed.lock().unwrap();
+            let mut sockets: Vec<_> = kept.values().flatten().map(|r| r.socket.clone()).collect();
+            sockets.sort();
+            sockets
+        };
+        assert_eq!(
+            kept(&catch_ups),
+            ["s3", "s4", "s5"],
+            "the oldest dropped first"
+        );
+        catch_ups.forget("s4");
+        assert_eq!(kept(&catch_ups), ["s3", "s5"]);
     }
 }
