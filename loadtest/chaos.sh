@@ -111,7 +111,7 @@ start_instance() {
   fi
   # Own session and no terminal: it outlives the `ctl` that started it.
   (
-    exec setsid nohup env PORT="$port" HOST=127.0.0.1 \
+    exec setsid nohup env PORT="$port" HOST=127.0.0.1 PASSWORDLESS_ACCOUNTS=true \
       RUST_LOG="$CHAOS_RUST_LOG" NO_COLOR=1 \
       "${backends[@]}" \
       CASSANDRA_KEYSPACE="load_$CHAOS_STACK_ID" \

@@ -33,6 +33,11 @@ pub struct Settings {
     pub kafka: Option<KafkaSettings>,
     /// Lifetime of a login token (`TOKEN_TTL_SECONDS`, default 7 days).
     pub token_ttl: Duration,
+    /// Accounts without a password may be registered, and log in by
+    /// username alone, as the original's did (`PASSWORDLESS_ACCOUNTS`,
+    /// default `false`). It gives away every such account to anyone who
+    /// knows its username: for the original's clients only.
+    pub passwordless_accounts: bool,
     /// How long a stop may take, from SIGTERM to exit, whatever the
     /// backends do (`STOP_TIMEOUT_SECONDS`, default 15). Past it the
     /// process exits anyway: an orchestrator kills it soon after.
@@ -71,6 +76,9 @@ pub struct RealtimeSettings {
     /// the body of one polling request (`SOCKET_FRAME_LIMIT_BYTES`, default
     /// [`DEFAULT_FRAME_LIMIT`], 64 KiB). A larger one closes its connection.
     pub frame_limit: usize,
+    /// Sockets one user may have open on one instance
+    /// (`MAX_SOCKETS_PER_USER`, default 32); the next handshake is refused.
+    pub max_sockets_per_user: usize,
 }
 
 /// Connection settings for Cassandra.
@@ -396,6 +404,16 @@ impl Settings {
             redis,
             kafka,
             token_ttl: Duration::from_secs(parse("TOKEN_TTL_SECONDS", "604800")?.max(1)),
+            passwordless_accounts: match get("PASSWORDLESS_ACCOUNTS").as_deref().map(str::trim) {
+                None | Some("false" | "0") => false,
+                Some("true" | "1") => true,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "PASSWORDLESS_ACCOUNTS",
+                        reason: format!("{other:?} is neither true nor false"),
+                    })
+                }
+            },
             stop_timeout: Duration::from_secs(parse("STOP_TIMEOUT_SECONDS", "15")?.max(1)),
             body_limit: usize::try_from(parse("HTTP_BODY_LIMIT_BYTES", "65536")?)
                 .unwrap_or(usize::MAX),
@@ -422,6 +440,9 @@ impl Settings {
                     &DEFAULT_FRAME_LIMIT.to_string(),
                 )?)
                 .unwrap_or(usize::MAX),
+                max_sockets_per_user: usize::try_from(parse("MAX_SOCKETS_PER_USER", "32")?)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
             },
         })
     }
@@ -473,6 +494,17 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn passwords_are_required_unless_told_otherwise() {
+        assert!(!settings(&[]).unwrap().passwordless_accounts);
+        assert!(
+            settings(&[("PASSWORDLESS_ACCOUNTS", "true")])
+                .unwrap()
+                .passwordless_accounts
+        );
+        assert!(settings(&[("PASSWORDLESS_ACCOUNTS", "yes please")]).is_err());
     }
 
     #[test]

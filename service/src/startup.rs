@@ -11,7 +11,7 @@ use crate::{
     config::{CassandraSettings, Settings},
     fanout::Fanout,
     http::{self, AppState},
-    limits::Limits,
+    limits::{sockets::SocketsPerUser, Limits},
     membership::{groups::Groups, Membership},
     pipeline::{
         accept::Acceptor,
@@ -186,6 +186,7 @@ impl Application {
             seen,
             presence: presence.clone(),
             limits: limits.clone(),
+            sockets_per_user: SocketsPerUser::new(realtime.max_sockets_per_user),
             acceptor: Arc::new(Acceptor::new(
                 bus,
                 ids,
@@ -214,6 +215,7 @@ impl Application {
             sockets: sockets.clone(),
             probes,
             token_ttl: settings.token_ttl,
+            passwordless_accounts: settings.passwordless_accounts,
             metrics: telemetry::metrics_handle(),
             limits,
         };

@@ -51,9 +51,9 @@ on_both_backends! {
     async fn a_taken_username_is_409_without_regard_to_case(server: &TestServer) {
         let api = Api::new(server.url());
         let username = unique_name("Grace");
-        api.register(json!({"username": username, "name": "Grace"})).await.expect(201);
+        api.register(json!({"username": username, "name": "Grace", "password": "password123"})).await.expect(201);
 
-        let again = api.register(json!({"username": username.to_uppercase(), "name": "Other"})).await;
+        let again = api.register(json!({"username": username.to_uppercase(), "name": "Other", "password": "password123"})).await;
 
         again.expect_error(409);
     }
@@ -65,7 +65,7 @@ on_both_backends! {
         let attempts = (0..8).map(|n| {
             let name = if n % 2 == 0 { username.clone() } else { username.to_uppercase() };
             let api = api.clone();
-            async move { api.register(json!({"username": name, "name": "Racer"})).await }
+            async move { api.register(json!({"username": name, "name": "Racer", "password": "password123"})).await }
         });
         let answers = futures::future::join_all(attempts).await;
 
@@ -168,14 +168,13 @@ on_both_backends! {
             .expect(200);
     }
 
-    async fn an_account_without_a_password_logs_in_by_username(server: &TestServer) {
+    async fn by_default_an_account_needs_a_password(server: &TestServer) {
         let api = Api::new(server.url());
         let username = unique_name("nopass");
-        api.register(json!({"username": username, "name": "No Password"})).await.expect(201);
+        let refused = api.register(json!({"username": username, "name": "No Password"})).await;
 
-        let body = api.login(json!({"username": username})).await.expect(200);
-
-        api.me(body["token"].as_str().unwrap()).await.expect(200);
+        assert_eq!(refused.expect_error(400)["message"], "password is required");
+        api.login(json!({"username": username})).await.expect_error(401);
     }
 
     async fn logout_revokes_only_the_token_it_was_called_with(server: &TestServer) {
@@ -341,5 +340,39 @@ on_both_backends! {
         assert!(text.contains("http_requests_total"), "{text}");
         assert!(text.contains("route=\"/health\""), "{text}");
         assert!(text.contains("status=\"200\""), "{text}");
+    }
+}
+
+/// `PASSWORDLESS_ACCOUNTS=true`, for the original's clients: an account
+/// registered without a password logs in by username alone; one with a
+/// password still needs it.
+async fn passwordless_accounts_log_in_by_username_where_allowed(backend: e2e::Backend) {
+    let server = TestServer::spawn_with(backend, &[("PASSWORDLESS_ACCOUNTS", "true")]).await;
+    let api = Api::new(server.url());
+    let username = unique_name("nopass");
+    api.register(json!({"username": username, "name": "No Password"}))
+        .await
+        .expect(201);
+
+    let body = api.login(json!({"username": username})).await.expect(200);
+
+    api.me(body["token"].as_str().unwrap()).await.expect(200);
+    let guarded = api.new_user().await;
+    api.login(json!({"username": guarded.username}))
+        .await
+        .expect_error(401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwordless_accounts_log_in_by_username_where_allowed_in_memory() {
+    if e2e::external_target().is_none() {
+        passwordless_accounts_log_in_by_username_where_allowed(e2e::Backend::Memory).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwordless_accounts_log_in_by_username_where_allowed_on_the_stack() {
+    if e2e::controls_processes() {
+        passwordless_accounts_log_in_by_username_where_allowed(e2e::Backend::Stack).await;
     }
 }

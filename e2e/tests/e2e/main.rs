@@ -29,6 +29,7 @@ macro_rules! on_both_backends {
     )*};
 }
 
+mod abuse;
 mod accounts;
 mod backends;
 mod browser;

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     domain::{DisplayName, Password, User, UserId, Username},
-    passwords,
+    passwords::{self, HashError},
     sessions::ending::{self, Ended},
     store::{Account, StoreError},
 };
@@ -58,14 +58,19 @@ async fn register(
     let username = Username::parse(&body.username)?;
     let name = DisplayName::parse(&body.name)?;
     let password = body.password.as_deref().map(Password::parse).transpose()?;
-    let password_hash = match password {
-        Some(password) => Some(
-            passwords::hash(password)
-                .await
-                .map_err(ApiError::Internal)?,
-        ),
-        None => None,
-    };
+    if password.is_none() && !state.passwordless_accounts {
+        return Err(ApiError::BadRequest("password is required".to_owned()));
+    }
+    let password_hash =
+        match password {
+            Some(password) => Some(passwords::hash(password).await.map_err(
+                |error| match error {
+                    HashError::Busy(busy) => busy.into(),
+                    HashError::Failed(cause) => ApiError::Internal(cause),
+                },
+            )?),
+            None => None,
+        };
     let account = Account {
         user: User {
             id: UserId::random(),
@@ -106,17 +111,18 @@ async fn login(
     let account = state.storage.accounts.by_username(&username).await?;
     let allowed = match (&account, password) {
         // An account without a password logs in by username, as the
-        // original allowed; a password sent along is ignored.
+        // original allowed, only where such accounts are allowed; a
+        // password sent along is ignored.
         (
             Some(Account {
                 password_hash: None,
                 ..
             }),
             _,
-        ) => true,
+        ) => state.passwordless_accounts,
         (_, Ok(Some(password))) => {
             let hash = account.as_ref().and_then(|a| a.password_hash.clone());
-            passwords::verify(password, hash).await
+            passwords::verify(password, hash).await?
         }
         _ => false,
     };

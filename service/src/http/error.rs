@@ -10,7 +10,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{domain::ParseError, store::StoreError};
+use crate::{domain::ParseError, passwords::Busy, store::StoreError};
 
 /// Result of an HTTP handler.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -36,6 +36,10 @@ pub enum ApiError {
     /// Too many attempts; try again later.
     #[error("{0}")]
     TooManyRequests(&'static str),
+    /// The instance is at a bound it keeps (see the README's limits):
+    /// try again in a moment.
+    #[error("{0}")]
+    Busy(&'static str),
     /// A backend did not answer.
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
@@ -53,7 +57,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,6 +87,12 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         error_body(self.status(), &self.to_string())
+    }
+}
+
+impl From<Busy> for ApiError {
+    fn from(_: Busy) -> Self {
+        Self::Busy("too many password checks at once; try again in a moment")
     }
 }
 

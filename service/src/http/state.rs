@@ -37,6 +37,8 @@ pub struct AppState {
     pub probes: Vec<Arc<dyn Probe>>,
     /// Lifetime of a new token.
     pub token_ttl: Duration,
+    /// Whether accounts without a password exist (`PASSWORDLESS_ACCOUNTS`).
+    pub passwordless_accounts: bool,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Failed logins by username (and the message rate), across instances.

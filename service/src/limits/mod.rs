@@ -16,8 +16,10 @@
 //!
 //! - [`rate_limit`]: the in-process token bucket for `message`.
 //! - [`throttle`]: the in-process count of failed logins.
+//! - [`sockets`]: sockets per user, on this instance.
 
 pub mod rate_limit;
+pub mod sockets;
 pub mod throttle;
 
 use std::{
@@ -89,8 +91,15 @@ pub struct Limits {
     burst: u32,
     logins: LoginThrottle,
     typing: TypingThrottle,
+    catch_ups: RateLimiter,
     shared: Option<Shared>,
 }
+
+/// Catch-ups (`join` with `since`) one user may start per second on one
+/// instance, and at once: a reconnect rejoins each of up to 100 rooms, a
+/// reconnect loop is held to a few a second.
+const CATCH_UPS_PER_SECOND: u32 = 5;
+const CATCH_UP_BURST: u32 = 200;
 
 /// How often a user's `typing` in one room is relayed at most.
 const TYPING_EVERY: Duration = Duration::from_secs(1);
@@ -129,6 +138,7 @@ impl Limits {
             burst: burst.max(1),
             logins: LoginThrottle::default(),
             typing: TypingThrottle::default(),
+            catch_ups: RateLimiter::new(CATCH_UPS_PER_SECOND, CATCH_UP_BURST),
             shared: None,
         }
     }
@@ -172,6 +182,18 @@ impl Limits {
                 local
             }
         }
+    }
+
+    /// Whether `user` may start one more catch-up on this instance (and
+    /// counts it). In process only: what it guards is this instance's
+    /// memory and the reads it sends.
+    pub fn allow_catch_up(&self, user: UserId) -> bool {
+        self.catch_ups.check(user)
+    }
+
+    /// The `message` rate per second and the burst, per user.
+    pub fn message_rate(&self) -> (f64, f64) {
+        (f64::from(self.rate_per_second), f64::from(self.burst))
     }
 
     /// Whether `user` may send one more message now (and counts it).

@@ -21,10 +21,34 @@ pub struct RateLimiter {
     buckets: Mutex<HashMap<UserId, Bucket>>,
 }
 
+/// One token bucket: `rate` tokens a second, at most `burst` kept.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct Bucket {
     tokens: f64,
     updated: Instant,
+}
+
+impl Bucket {
+    /// A full bucket of `burst` tokens at `now`.
+    pub fn full(burst: f64, now: Instant) -> Self {
+        Self {
+            tokens: burst,
+            updated: now,
+        }
+    }
+
+    /// Takes one token at `now`; `false` when there is none.
+    pub fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl RateLimiter {
@@ -50,19 +74,10 @@ impl RateLimiter {
             let full_after = Duration::from_secs_f64(self.burst / self.rate);
             buckets.retain(|_, bucket| now.duration_since(bucket.updated) < full_after);
         }
-        let bucket = buckets.entry(user).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        buckets
+            .entry(user)
+            .or_insert(Bucket::full(self.burst, now))
+            .take(self.rate, self.burst, now)
     }
 }
 

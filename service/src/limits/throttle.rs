@@ -5,20 +5,51 @@
 //! instances through Redis and falls back to it when Redis is away.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use crate::locks::LockExt;
 
-/// Usernames tracked before old windows are swept.
-const SWEEP_AT: usize = 10_000;
+/// Usernames tracked at most (any username, existing or not, can be
+/// tried): past it the oldest window is dropped. About 100 bytes each.
+pub const MAX_TRACKED: usize = 50_000;
 
 /// Failed login counts by canonical username.
 #[derive(Default)]
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    windows: Mutex<Windows>,
+}
+
+/// The open windows, and the order they opened in (so expired ones are
+/// dropped from the front, without a pass over all of them).
+#[derive(Default)]
+struct Windows {
+    failures: HashMap<String, (u32, Instant)>,
+    opened: VecDeque<(Instant, String)>,
+}
+
+impl Windows {
+    /// Drops the windows that ended by `now`, and while `room` more do not
+    /// fit, the oldest.
+    fn sweep(&mut self, now: Instant, room: usize) {
+        while let Some((opened, username)) = self.opened.front() {
+            let ended = now.duration_since(*opened) >= LoginThrottle::WINDOW;
+            if !ended && self.failures.len() + room <= MAX_TRACKED {
+                break;
+            }
+            // A window opened again later is queued again: drop only this one.
+            if self
+                .failures
+                .get(username)
+                .is_some_and(|(_, at)| at == opened)
+            {
+                self.failures.remove(username);
+            }
+            self.opened.pop_front();
+        }
+    }
 }
 
 impl LoginThrottle {
@@ -29,8 +60,8 @@ impl LoginThrottle {
 
     /// Whether `username` may try to log in now.
     pub fn allows(&self, username: &str) -> bool {
-        let failures = self.lock();
-        match failures.get(username) {
+        let windows = self.lock();
+        match windows.failures.get(username) {
             Some((count, since)) => *count < Self::MAX_FAILURES || since.elapsed() >= Self::WINDOW,
             None => true,
         }
@@ -38,26 +69,33 @@ impl LoginThrottle {
 
     /// Records a failed attempt.
     pub fn failed(&self, username: &str) {
-        let mut failures = self.lock();
-        if failures.len() >= SWEEP_AT {
-            failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
-        }
-        let entry = failures
-            .entry(username.to_owned())
-            .or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= Self::WINDOW {
-            *entry = (0, Instant::now());
+        let now = Instant::now();
+        let mut windows = self.lock();
+        windows.sweep(now, 1);
+        let Windows { failures, opened } = &mut *windows;
+        let entry = failures.entry(username.to_owned()).or_insert_with(|| {
+            opened.push_back((now, username.to_owned()));
+            (0, now)
+        });
+        if now.duration_since(entry.1) >= Self::WINDOW {
+            *entry = (0, now);
+            opened.push_back((now, username.to_owned()));
         }
         entry.0 += 1;
     }
 
     /// Forgets the failures of a username that logged in.
     pub fn succeeded(&self, username: &str) {
-        self.lock().remove(username);
+        self.lock().failures.remove(username);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
-        self.failures.lock_or_recover()
+    /// Usernames tracked now.
+    pub fn tracked(&self) -> usize {
+        self.lock().failures.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
+        self.windows.lock_or_recover()
     }
 }
 
@@ -76,5 +114,20 @@ mod tests {
         assert!(throttle.allows("bob"), "other users are not affected");
         throttle.succeeded("ada");
         assert!(throttle.allows("ada"));
+    }
+
+    #[test]
+    fn any_number_of_usernames_tracks_at_most_the_bound_and_the_newest_still_count() {
+        let throttle = LoginThrottle::default();
+        for n in 0..MAX_TRACKED + 1_000 {
+            throttle.failed(&format!("user{n}"));
+        }
+        assert_eq!(throttle.tracked(), MAX_TRACKED);
+        assert_eq!(throttle.lock().opened.len(), MAX_TRACKED);
+        let newest = format!("user{}", MAX_TRACKED + 999);
+        for _ in 1..LoginThrottle::MAX_FAILURES {
+            throttle.failed(&newest);
+        }
+        assert!(!throttle.allows(&newest));
     }
 }

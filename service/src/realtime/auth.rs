@@ -18,6 +18,9 @@ pub enum Refused {
     /// No token, or one that is unknown, expired or revoked.
     #[error("unauthorized")]
     Unauthorized,
+    /// The user has `MAX_SOCKETS_PER_USER` sockets open on this instance.
+    #[error("too many sockets for this user")]
+    TooManySockets,
     /// The session store did not answer.
     #[error("service unavailable")]
     Unavailable,
@@ -47,6 +50,11 @@ pub async fn authenticate<A: Adapter>(
     };
     match state.sessions.resolve(&token).await {
         Ok(Some(session)) => {
+            let Some(slot) = state.sockets_per_user.open(session.user) else {
+                metrics::counter!("sockets_refused_total", "reason" => "per_user").increment(1);
+                return Err(Refused::TooManySockets);
+            };
+            socket.extensions.insert(slot);
             socket.extensions.insert(session.user);
             super::handlers::register(&socket, session.user, &state);
             super::session::bind(&socket, &session);

@@ -26,6 +26,10 @@ pub enum SocketError {
     /// The user sends faster than allowed (`rate_limited`).
     #[error("too many messages; slow down")]
     RateLimited,
+    /// The socket or user joins (or catches up) faster than allowed
+    /// (`rate_limited`).
+    #[error("too many joins; slow down")]
+    TooManyJoins,
     /// A backend (Kafka, Redis, Cassandra) did not answer in time
     /// (`chat_503`); the client may retry, with the same `clientMessageId`.
     #[error("service unavailable; try again")]
@@ -38,7 +42,7 @@ impl SocketError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::RoomNotFound | Self::MessageNotFound => "chat_404",
-            Self::RateLimited => "rate_limited",
+            Self::RateLimited | Self::TooManyJoins => "rate_limited",
             Self::Unavailable => "chat_503",
         }
     }

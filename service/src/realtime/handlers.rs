@@ -2,7 +2,10 @@
 //! Each runs in a span carrying the user, room and message ids.
 
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc, Mutex,
+};
 
 use socketioxide::{
     adapter::Adapter,
@@ -26,6 +29,8 @@ use super::{
 use crate::{
     domain::UserId,
     fanout::{room_channel, socket_channel, user_channel},
+    limits::{rate_limit::Bucket, sockets::SocketSlot},
+    locks::LockExt,
     pipeline::accept::{Accepted, Submission},
 };
 
@@ -41,6 +46,7 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId, state: &Realtim
     socket.join([user_channel(user), socket_channel(&socket.id.to_string())]);
     metrics::gauge!("sockets_connected").increment(1.0);
     tracing::info!(user_id = %user, socket = %socket.id, "socket connected");
+    socket.extensions.insert(super::joining::JoinBudget::new());
     let (gone, gone_signal) = oneshot::channel();
     socket
         .extensions
@@ -52,23 +58,36 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>, user: UserId, state: &Realtim
             .keep(user, socket.id.to_string(), gone_signal),
     );
     let (queue, pending) = mpsc::channel(SEND_QUEUE);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     tokio::spawn(send_in_order(
         state.clone(),
         user,
         socket.id.to_string(),
         pending,
+        queued_bytes.clone(),
     ));
     socket.on("join", super::joining::on_join::<A>);
     socket.on("typing", super::typing::on_typing::<A>);
     socket.on("leave", on_leave::<A>);
     socket.on("read", on_read::<A>);
-    socket.on("message", InOrder(queue));
+    let (rate, burst) = state.limits.message_rate();
+    socket.on(
+        "message",
+        InOrder {
+            queue,
+            arrivals: Mutex::new(Bucket::full(burst, std::time::Instant::now())),
+            rate,
+            burst,
+            queued_bytes,
+        },
+    );
     socket.on_disconnect(on_disconnect::<A>);
 }
 
-/// `message`s a socket may have waiting for their turn; past that, the
-/// client is sending faster than any rate limit would let through anyway.
-const SEND_QUEUE: usize = 1024;
+/// `message`s a socket may have waiting for their turn. The arrival rate
+/// keeps it to about the burst plus what arrives in [`ANSWER_WITHIN`]:
+/// past that, the client is sending faster than the rate lets through.
+const SEND_QUEUE: usize = 256;
 
 /// How long after a `message` arrives its answer may come at the latest.
 /// The contract promises 2 s; the rest is for the network. A message
@@ -78,9 +97,15 @@ const SEND_QUEUE: usize = 1024;
 /// behind it past their own deadline.
 const ANSWER_WITHIN: Duration = Duration::from_millis(1_500);
 
-/// A `message` waiting for its turn: when it came, its payload, and where
-/// its answer goes.
-type Queued<A> = (Instant, Result<Value, ParserError>, Responder<A>);
+/// A `message` waiting for its turn: when it came, its payload, its size
+/// as counted against [`QUEUED_BYTES`], and where its answer goes.
+type Queued<A> = (Instant, Result<Value, ParserError>, usize, Responder<A>);
+
+/// Bytes of `message` payloads one socket may have waiting (about: see
+/// [`approx_size`]); past it a `message` is `rate_limited` on arrival. With
+/// the arrival rate below, about 70 messages can wait at most anyway; this
+/// keeps 64 KiB frames from making that 4 MiB.
+const QUEUED_BYTES: usize = 256 * 1024;
 
 /// The `message` handler: queues each packet in arrival order.
 ///
@@ -90,16 +115,65 @@ type Queued<A> = (Instant, Result<Value, ParserError>, Responder<A>);
 /// other. This handler implements [`MessageHandler`] directly: its `call`
 /// runs synchronously as each packet is read, so the queue holds the
 /// socket's order, and [`send_in_order`] accepts from it one at a time.
-struct InOrder<A: Adapter>(mpsc::Sender<Queued<A>>);
+///
+/// The rate is checked on arrival too (per socket, at the user's rate and
+/// burst, in this process): a client that floods is refused before its
+/// payloads are kept, not only when they leave the queue.
+struct InOrder<A: Adapter> {
+    queue: mpsc::Sender<Queued<A>>,
+    arrivals: Mutex<Bucket>,
+    rate: f64,
+    burst: f64,
+    queued_bytes: Arc<AtomicUsize>,
+}
 
 impl<A: Adapter> MessageHandler<A, InOrder<A>> for InOrder<A> {
     fn call(&self, socket: Arc<Socket<A>>, mut value: PacketValue, ack_id: Option<i64>) {
         let Ok(respond) = Responder::from_message_parts(&socket, &mut value, &ack_id);
         let Ok(TryData(payload)) = TryData::<Value>::from_message(socket, value, ack_id);
-        if let Err(full) = self.0.try_send((Instant::now(), payload, respond)) {
-            let (_, _, respond) = full.into_inner();
-            respond.fail(&Failure::new(SocketError::RateLimited, None));
+        let size = payload.as_ref().map_or(0, approx_size);
+        let refuse = |respond: Responder<A>| {
+            metrics::counter!("messages_failed_total", "stage" => "arrival").increment(1);
+            let room = payload.as_ref().ok().and_then(room_hint);
+            respond.fail(&Failure::new(SocketError::RateLimited, room));
+        };
+        let arrived = Instant::now();
+        if !self
+            .arrivals
+            .lock_or_recover()
+            .take(self.rate, self.burst, arrived.into_std())
+        {
+            return refuse(respond);
         }
+        if self.queued_bytes.fetch_add(size, Ordering::AcqRel) + size > QUEUED_BYTES {
+            self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            return refuse(respond);
+        }
+        if let Err(full) = self.queue.try_send((arrived, payload, size, respond)) {
+            let (_, payload, size, respond) = full.into_inner();
+            self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            metrics::counter!("messages_failed_total", "stage" => "arrival").increment(1);
+            let room = payload.as_ref().ok().and_then(room_hint);
+            respond.fail(&Failure::new(SocketError::RateLimited, room));
+        }
+    }
+}
+
+/// About how many bytes `value` takes in memory: its strings, plus a word
+/// or two per node. Cheap next to parsing it, and only compared with
+/// [`QUEUED_BYTES`].
+fn approx_size(value: &Value) -> usize {
+    const NODE: usize = 32;
+    match value {
+        Value::String(text) => NODE + text.len(),
+        Value::Array(items) => NODE + items.iter().map(approx_size).sum::<usize>(),
+        Value::Object(fields) => {
+            NODE + fields
+                .iter()
+                .map(|(key, value)| key.len() + approx_size(value))
+                .sum::<usize>()
+        }
+        _ => NODE,
     }
 }
 
@@ -111,8 +185,14 @@ pub async fn on_connect() {}
 #[derive(Clone)]
 struct Gone(Arc<Mutex<Option<oneshot::Sender<()>>>>);
 
-async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReason) {
+async fn on_disconnect<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<RealtimeState>,
+    reason: DisconnectReason,
+) {
     super::session::unbind(&socket);
+    state.catch_ups.forget(&socket.id.to_string());
+    socket.extensions.remove::<SocketSlot>();
     if let Some(Gone(gone)) = socket.extensions.get::<Gone>() {
         if let Some(gone) = gone.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = gone.send(());
@@ -192,8 +272,10 @@ async fn send_in_order<A: Adapter>(
     user: UserId,
     origin: String,
     mut pending: mpsc::Receiver<Queued<A>>,
+    queued_bytes: Arc<AtomicUsize>,
 ) {
-    while let Some((arrived, payload, respond)) = pending.recv().await {
+    while let Some((arrived, payload, size, respond)) = pending.recv().await {
+        queued_bytes.fetch_sub(size, Ordering::AcqRel);
         let span = tracing::info_span!(
             "socket.message",
             user_id = %user,

@@ -45,8 +45,13 @@ use std::sync::Arc;
 
 use self::{catch_up::CatchUps, seen::Seen};
 use crate::{
-    limits::Limits, membership::Membership, pipeline::accept::Acceptor, presence::Keeper,
-    read_state::Reading, sessions::Sessions, store::Messages,
+    limits::{sockets::SocketsPerUser, Limits},
+    membership::Membership,
+    pipeline::accept::Acceptor,
+    presence::Keeper,
+    read_state::Reading,
+    sessions::Sessions,
+    store::Messages,
 };
 
 /// The namespace of the chat.
@@ -73,4 +78,6 @@ pub struct RealtimeState {
     pub seen: Arc<Seen>,
     /// Who is online.
     pub presence: Arc<Keeper>,
+    /// Sockets per user on this instance.
+    pub sockets_per_user: Arc<SocketsPerUser>,
 }
