@@ -97,12 +97,23 @@ impl TestServer {
     /// Starts another instance of the same deployment (same backends,
     /// topics, consumer group and Redis prefix) on another port.
     pub async fn spawn_peer(&self) -> Self {
+        self.spawn_peer_with(&[]).await
+    }
+
+    /// [`Self::spawn_peer`], with `extra` variables set or replaced (e.g.
+    /// a backend reached through a proxy).
+    pub async fn spawn_peer_with(&self, extra: &[(&str, &str)]) -> Self {
+        let mut env = self.env.clone();
+        for (name, value) in extra {
+            env.retain(|(known, _)| known != name);
+            env.push((name.to_string(), value.to_string()));
+        }
         let mut peer = Self {
             external: None,
             child: None,
             port: free_port(),
             backend: self.backend,
-            env: self.env.clone(),
+            env,
             log: Arc::new(Mutex::new(Vec::new())),
         };
         peer.start().await;

@@ -31,6 +31,7 @@ mod pipelining;
 mod recorder;
 mod scenario;
 
+mod adapter_gap;
 mod cassandra_faults;
 mod group_crash;
 mod instance_crash;

@@ -11,6 +11,7 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 use super::{
     auth, handlers,
     local_delivery::LocalDelivery,
+    mend,
     redis_driver::{AdapterHealth, HealingDriver},
     relay::Relay,
     socket_fanout::SocketFanout,
@@ -96,6 +97,7 @@ pub async fn build(
 ) -> anyhow::Result<Gateway> {
     let builder = capped_builder(frame_limit);
     let (catch_ups, seen) = (state.catch_ups.clone(), state.seen.clone());
+    let messages = state.messages.clone();
     let Some(redis) = redis else {
         let (layer, io) = builder.with_state(state).build_layer();
         io.ns(NAMESPACE, handlers::on_connect.with(auth::authenticate));
@@ -119,6 +121,7 @@ pub async fn build(
         .await
         .context("starting the Socket.IO Redis adapter")?;
     let local = Arc::new(LocalDelivery::new(io, catch_ups, seen));
+    tokio::spawn(mend::after_outages(health.clone(), local.clone(), messages));
     let marks = format!("{}delivered:", redis.prefix);
     let relay = Relay::start(redis.driver, relay_channel, marks, local.clone())
         .await

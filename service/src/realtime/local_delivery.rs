@@ -56,6 +56,16 @@ impl<A: Adapter> LocalDelivery<A> {
             .ok_or_else(|| FanoutError(format!("namespace {NAMESPACE} is not registered")))
     }
 
+    /// The ids delivered here recently.
+    pub fn seen(&self) -> &Seen {
+        &self.seen
+    }
+
+    /// The sockets of this instance catching up.
+    pub fn catch_ups(&self) -> &CatchUps {
+        &self.catch_ups
+    }
+
     /// Disconnects every socket of this instance (at shutdown).
     pub async fn close(&self) {
         self.io.close().await;

@@ -32,6 +32,7 @@ pub mod gateway;
 pub mod handlers;
 pub mod joining;
 pub mod local_delivery;
+pub mod mend;
 pub mod payload;
 pub mod redis_driver;
 pub mod relay;

@@ -15,9 +15,11 @@
 //! connection rather than another one.
 //!
 //! Messages published while this instance's subscription was down are not
-//! replayed (Redis pub/sub keeps nothing). [`AdapterHealth::settled`] lets
-//! the pipeline wait until every instance had the time to resubscribe
-//! before it emits again after an outage.
+//! replayed by Redis (pub/sub keeps nothing). [`AdapterHealth::settled`]
+//! lets the pipeline wait until every instance had the time to resubscribe
+//! before it emits again after an outage, which narrows the gap; each end
+//! of an outage is announced on [`AdapterHealth::outages`], and
+//! [`super::mend`] makes the sockets whole from the history.
 
 use std::{
     collections::HashMap,
@@ -31,7 +33,10 @@ use std::{
 
 use redis::{AsyncCommands, FromRedisValue, PushInfo, PushKind};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
 
 use crate::locks::{LockExt, RwLockExt};
 use crate::{
@@ -184,8 +189,26 @@ impl Driver for HealingDriver {
 }
 
 /// Whether the adapter's Redis connection answers, as its ping task saw it.
-#[derive(Clone, Default)]
-pub struct AdapterHealth(Arc<Mutex<State>>);
+#[derive(Clone)]
+pub struct AdapterHealth(Arc<Mutex<State>>, Arc<watch::Sender<Option<Outage>>>);
+
+impl Default for AdapterHealth {
+    fn default() -> Self {
+        Self(Arc::default(), Arc::new(watch::channel(None).0))
+    }
+}
+
+/// An outage of the adapter's connection that ended: messages relayed
+/// from about `began_unix_ms` on may not have reached this instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    /// When the subscription may have been lost, in milliseconds since the
+    /// Unix epoch: a ping period and a ping timeout before the first failed
+    /// ping noticed it, and a second more for what was on the wire.
+    pub began_unix_ms: i64,
+    /// How many outages this instance has had, this one included.
+    pub count: u64,
+}
 
 #[derive(Default)]
 struct State {
@@ -211,6 +234,11 @@ impl AdapterHealth {
                 .is_none_or(|at| at.elapsed() >= SETTLE_AFTER_RECONNECT)
     }
 
+    /// The last outage that ended; changes when the next one ends.
+    pub fn outages(&self) -> watch::Receiver<Option<Outage>> {
+        self.1.subscribe()
+    }
+
     fn record(&self, answered: bool) {
         let mut state = self.state();
         match (answered, state.down_since) {
@@ -224,9 +252,21 @@ impl AdapterHealth {
                     down_ms = since.elapsed().as_millis() as u64,
                     "the Socket.IO adapter is connected to Redis again"
                 );
+                let lost = since.elapsed() + PING_EVERY + PING_TIMEOUT + Duration::from_secs(1);
+                let began = std::time::SystemTime::now() - lost;
+                let began_unix_ms = began
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |at| at.as_millis() as i64);
                 state.down_since = None;
                 state.back_at = Some(Instant::now());
                 metrics::gauge!("adapter_connected").set(1.0);
+                self.1.send_modify(|last| {
+                    let count = last.map_or(1, |outage| outage.count + 1);
+                    *last = Some(Outage {
+                        began_unix_ms,
+                        count,
+                    });
+                });
             }
             _ => {}
         }
