@@ -114,10 +114,16 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
 .PHONY: test
-test: lint stack-up web browser ## Lint, then every test of the workspace against the real stack
+test: lint stack-up web browser ## Lint, then every test of the workspace against the real stack, and the API fuzzer
 	# The e2e suite spawns this binary; `cargo test` alone does not build it.
 	cargo build --workspace --bins
+	bash e2e/fuzz/run.sh
 	cargo test --workspace --no-fail-fast
+
+.PHONY: fuzz
+fuzz: ## schemathesis (from PyPI) on every operation of docs/openapi.json against the in-memory service, fixed seed and budget (~30 s); fails on any 5xx or response that breaks the schema
+	cargo build -p service --bin chat-service
+	bash e2e/fuzz/run.sh
 
 .PHONY: e2e
 e2e: stack-up web browser ## The e2e suite with JUnit reports in target/nextest/ (installs cargo-nextest)
