@@ -123,6 +123,32 @@ on_both_backends! {
         join(&fresh, &room).await;
     }
 
+    async fn catch_ups_past_the_users_bound_are_rate_limited_on_fresh_sockets_too(server: &TestServer) {
+        let api = Api::new(server.url());
+        let (alice, bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
+        let room = api.room_of(&alice.user, &bob.user).await;
+        let since = e2e::chat::send(&bob.socket, &room, "hello").await;
+        let before = resident_mib(server).await;
+        // Each socket stays within its own 100; together past the user's
+        // 200 (which refills 5 a second: the last two sockets' 180 leave
+        // room for over 30 s of refill).
+        let mut refused_on_the_last = 0;
+        for socket in 0..4 {
+            let fresh = ChatSocket::connect(api.base(), &alice.user.token).await;
+            for _ in 0..90 {
+                let ack = fresh.emit_with_ack("join", json!({ "roomId": room, "since": since })).await;
+                if socket < 2 {
+                    assert_eq!(ack["status"], "ok", "socket {socket}: {ack}");
+                } else if ack["error"]["name"] == "rate_limited" {
+                    refused_on_the_last += 1;
+                }
+            }
+        }
+        eprintln!("catch-ups refused on the last two sockets: {refused_on_the_last} of 180");
+        assert!(refused_on_the_last > 0, "360 catch-ups of one user on four sockets, none refused");
+        assert_memory_bounded(server, before, 64.0, "360 catch-ups over four sockets").await;
+    }
+
     async fn messages_past_the_rate_are_refused_on_arrival_not_queued(server: &TestServer) {
         let api = Api::new(server.url());
         let (alice, bob) = (api.new_user().await, api.new_user().await);
