@@ -132,9 +132,9 @@ impl<A: Adapter> MessageHandler<A, InOrder<A>> for InOrder<A> {
         let Ok(respond) = Responder::from_message_parts(&socket, &mut value, &ack_id);
         let Ok(TryData(payload)) = TryData::<Value>::from_message(socket, value, ack_id);
         let size = payload.as_ref().map_or(0, approx_size);
+        let room = payload.as_ref().ok().and_then(room_hint);
         let refuse = |respond: Responder<A>| {
             metrics::counter!("messages_failed_total", "stage" => "arrival").increment(1);
-            let room = payload.as_ref().ok().and_then(room_hint);
             respond.fail(&Failure::new(SocketError::RateLimited, room));
         };
         let arrived = Instant::now();
@@ -150,11 +150,9 @@ impl<A: Adapter> MessageHandler<A, InOrder<A>> for InOrder<A> {
             return refuse(respond);
         }
         if let Err(full) = self.queue.try_send((arrived, payload, size, respond)) {
-            let (_, payload, size, respond) = full.into_inner();
+            let (_, _, size, respond) = full.into_inner();
             self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
-            metrics::counter!("messages_failed_total", "stage" => "arrival").increment(1);
-            let room = payload.as_ref().ok().and_then(room_hint);
-            respond.fail(&Failure::new(SocketError::RateLimited, room));
+            refuse(respond);
         }
     }
 }
