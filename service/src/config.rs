@@ -79,6 +79,42 @@ pub struct RealtimeSettings {
     /// Sockets one user may have open on one instance
     /// (`MAX_SOCKETS_PER_USER`, default 32); the next handshake is refused.
     pub max_sockets_per_user: usize,
+    /// Events one socket may have waiting to be written
+    /// (`SOCKET_EVENT_BUFFER`, default 1024); past it an emit to that
+    /// socket fails and a replay waits.
+    pub socket_event_buffer: usize,
+    /// What one catch-up may hold, and what all of them keep.
+    pub catch_up: CatchUpBounds,
+    /// Usernames the in-process login throttle tracks at most
+    /// (`LOGIN_THROTTLE_MAX_TRACKED`, default 50000); past it the oldest
+    /// window is dropped.
+    pub login_throttle_max_tracked: usize,
+}
+
+/// Bounds on the state of catch-ups (`join` with `since`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUpBounds {
+    /// Live deliveries one catch-up holds while it replays
+    /// (`CATCH_UP_MAX_HELD`, default 1000); past it the catch-up ends
+    /// `complete: false`.
+    pub max_held: usize,
+    /// How long one replay may take (`CATCH_UP_WITHIN_SECONDS`, default
+    /// 30); then it stops, `complete: false`.
+    pub within: Duration,
+    /// Replayed ids kept over all sockets of the instance, so the live
+    /// stream does not bring them again (`CATCH_UP_MAX_KEPT_IDS`, default
+    /// 200000); past it the oldest catch-ups' are dropped.
+    pub max_kept_ids: usize,
+}
+
+impl Default for CatchUpBounds {
+    fn default() -> Self {
+        Self {
+            max_held: 1_000,
+            within: Duration::from_secs(30),
+            max_kept_ids: 200_000,
+        }
+    }
 }
 
 /// Connection settings for Cassandra.
@@ -443,6 +479,22 @@ impl Settings {
                 max_sockets_per_user: usize::try_from(parse("MAX_SOCKETS_PER_USER", "32")?)
                     .unwrap_or(usize::MAX)
                     .max(1),
+                socket_event_buffer: usize::try_from(parse("SOCKET_EVENT_BUFFER", "1024")?)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
+                catch_up: CatchUpBounds {
+                    max_held: usize::try_from(parse("CATCH_UP_MAX_HELD", "1000")?)
+                        .unwrap_or(usize::MAX),
+                    within: Duration::from_secs(parse("CATCH_UP_WITHIN_SECONDS", "30")?.max(1)),
+                    max_kept_ids: usize::try_from(parse("CATCH_UP_MAX_KEPT_IDS", "200000")?)
+                        .unwrap_or(usize::MAX),
+                },
+                login_throttle_max_tracked: usize::try_from(parse(
+                    "LOGIN_THROTTLE_MAX_TRACKED",
+                    "50000",
+                )?)
+                .unwrap_or(usize::MAX)
+                .max(1),
             },
         })
     }

@@ -27,6 +27,7 @@ use crate::{
     presence::{redis::RedisPresence, Keeper, Presence},
     read_state::{conversations::Conversations, Reading},
     realtime::{
+        catch_up::CatchUps,
         gateway::{self, AdapterLink},
         seen::Seen,
         RealtimeState,
@@ -149,15 +150,18 @@ impl Application {
         };
 
         let realtime = &settings.realtime;
-        let limits = Arc::new(match (&settings.redis, &redis) {
-            (Some(settings), Some(connection)) => Limits::shared(
-                realtime.rate_per_second,
-                realtime.rate_burst,
-                connection.clone(),
-                settings.prefix.clone(),
-            ),
-            _ => Limits::local(realtime.rate_per_second, realtime.rate_burst),
-        });
+        let limits = Arc::new(
+            match (&settings.redis, &redis) {
+                (Some(settings), Some(connection)) => Limits::shared(
+                    realtime.rate_per_second,
+                    realtime.rate_burst,
+                    connection.clone(),
+                    settings.prefix.clone(),
+                ),
+                _ => Limits::local(realtime.rate_per_second, realtime.rate_burst),
+            }
+            .tracking_logins(realtime.login_throttle_max_tracked),
+        );
         let membership = Arc::new(Membership::new(
             storage.rooms.clone(),
             realtime.room_cache_capacity,
@@ -182,7 +186,7 @@ impl Application {
             membership: membership.clone(),
             reading: reading.clone(),
             messages: storage.messages.clone(),
-            catch_ups: Arc::default(),
+            catch_ups: Arc::new(CatchUps::new(realtime.catch_up)),
             seen,
             presence: presence.clone(),
             limits: limits.clone(),
@@ -195,7 +199,13 @@ impl Application {
             )),
         };
         let processing_storage = storage.clone();
-        let gateway = gateway::build(realtime_state, adapter, realtime.frame_limit).await?;
+        let gateway = gateway::build(
+            realtime_state,
+            adapter,
+            realtime.frame_limit,
+            realtime.socket_event_buffer,
+        )
+        .await?;
         let sockets = gateway.fanout.clone();
         presence.tell_through(sockets.clone());
         let groups = Arc::new(Groups::new(

@@ -32,6 +32,7 @@ macro_rules! on_both_backends {
 mod abuse;
 mod accounts;
 mod backends;
+mod bounds;
 mod browser;
 mod continuity;
 mod corpus;

@@ -161,6 +161,15 @@ impl Limits {
         }
     }
 
+    /// The same limits, the in-process login throttle tracking at most
+    /// `max_tracked` usernames.
+    pub fn tracking_logins(self, max_tracked: usize) -> Self {
+        Self {
+            logins: LoginThrottle::new(max_tracked),
+            ..self
+        }
+    }
+
     /// Whether a `typing` of `user` in `room` is relayed now: the first in
     /// a second, across instances (`SET NX` with a one-second expiry).
     pub async fn allow_typing(&self, user: UserId, room: RoomId) -> bool {

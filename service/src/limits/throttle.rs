@@ -12,22 +12,28 @@ use std::{
 
 use crate::locks::LockExt;
 
-/// Usernames tracked at most (any username, existing or not, can be
-/// tried): past it the oldest window is dropped. About 100 bytes each.
+/// Usernames tracked at most by default (any username, existing or not,
+/// can be tried): past it the oldest window is dropped. About 100 bytes
+/// each.
 pub const MAX_TRACKED: usize = 50_000;
 
 /// Failed login counts by canonical username.
-#[derive(Default)]
 pub struct LoginThrottle {
     windows: Mutex<Windows>,
 }
 
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self::new(MAX_TRACKED)
+    }
+}
+
 /// The open windows, and the order they opened in (so expired ones are
 /// dropped from the front, without a pass over all of them).
-#[derive(Default)]
 struct Windows {
     failures: HashMap<String, (u32, Instant)>,
     opened: VecDeque<(Instant, String)>,
+    max_tracked: usize,
 }
 
 impl Windows {
@@ -36,7 +42,7 @@ impl Windows {
     fn sweep(&mut self, now: Instant, room: usize) {
         while let Some((opened, username)) = self.opened.front() {
             let ended = now.duration_since(*opened) >= LoginThrottle::WINDOW;
-            if !ended && self.failures.len() + room <= MAX_TRACKED {
+            if !ended && self.failures.len() + room <= self.max_tracked {
                 break;
             }
             // A window opened again later is queued again: drop only this one.
@@ -53,6 +59,17 @@ impl Windows {
 }
 
 impl LoginThrottle {
+    /// A throttle tracking at most `max_tracked` usernames.
+    pub fn new(max_tracked: usize) -> Self {
+        Self {
+            windows: Mutex::new(Windows {
+                failures: HashMap::new(),
+                opened: VecDeque::new(),
+                max_tracked: max_tracked.max(1),
+            }),
+        }
+    }
+
     /// Failed attempts allowed per username and window.
     pub const MAX_FAILURES: u32 = 10;
     /// Length of the window.
@@ -72,7 +89,9 @@ impl LoginThrottle {
         let now = Instant::now();
         let mut windows = self.lock();
         windows.sweep(now, 1);
-        let Windows { failures, opened } = &mut *windows;
+        let Windows {
+            failures, opened, ..
+        } = &mut *windows;
         let entry = failures.entry(username.to_owned()).or_insert_with(|| {
             opened.push_back((now, username.to_owned()));
             (0, now)
@@ -82,6 +101,7 @@ impl LoginThrottle {
             opened.push_back((now, username.to_owned()));
         }
         entry.0 += 1;
+        metrics::gauge!("login_throttle_usernames").set(failures.len() as f64);
     }
 
     /// Forgets the failures of a username that logged in.

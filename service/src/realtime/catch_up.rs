@@ -46,6 +46,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 use crate::{
+    config::CatchUpBounds,
     domain::{MessageId, RoomId},
     fanout::Delivery,
     locks::LockExt,
@@ -62,18 +63,14 @@ pub struct Recorded {
     pub reply: Box<RawValue>,
 }
 
-/// Most deliveries recorded for one catch-up; past it the catch-up ends
-/// `complete: false` (the client pages the rest), so a replay to a slow
-/// reader in a busy room cannot grow without end.
-pub const MAX_RECORDED: usize = MAX_REPLAY;
-
 /// A socket catching up on a room.
 pub struct Pending {
     socket: String,
     /// Deliveries up to it are not recorded: the client has them.
     since: MessageId,
     recorded: Mutex<Vec<Recorded>>,
-    /// More than [`MAX_RECORDED`] deliveries came while it ran.
+    /// More deliveries came while it ran than it may hold
+    /// ([`CatchUpBounds::max_held`]).
     overflowed: AtomicBool,
     /// The socket left the room (`leave`) while catching up: it is not
     /// joined at the end.
@@ -87,10 +84,6 @@ type Registry = HashMap<RoomId, Vec<Arc<Pending>>>;
 /// which outlasts any delivery still on its way (a relay held through a
 /// Redis outage, too).
 const REPLAYED_FOR: Duration = super::seen::WINDOW;
-
-/// Replayed ids kept, over all sockets; past it the oldest catch-ups'
-/// are dropped first (about 16 bytes an id: a few MiB at most).
-const MAX_KEPT_IDS: usize = 200_000;
 
 /// What one socket was replayed, so the live stream does not bring it
 /// again: the ids, and everything up to `since`, which the client had.
@@ -106,16 +99,82 @@ struct Replayed {
 pub struct Ended {
     /// The socket left the room meanwhile: it is not joined.
     pub left: bool,
-    /// Deliveries past [`MAX_RECORDED`] were not kept: `complete: false`.
+    /// Deliveries past [`CatchUpBounds::max_held`] were not kept:
+    /// `complete: false`.
     pub overflowed: bool,
 }
 
 /// The sockets of this instance catching up, by room.
-#[derive(Default)]
 pub struct CatchUps {
     rooms: RwLock<Registry>,
     /// Written under the write side of `rooms`, read under its read side.
-    replayed: Mutex<HashMap<RoomId, Vec<Replayed>>>,
+    replayed: Mutex<Kept>,
+    bounds: CatchUpBounds,
+}
+
+impl Default for CatchUps {
+    fn default() -> Self {
+        Self::new(CatchUpBounds::default())
+    }
+}
+
+/// What sockets were replayed, by room, and how many ids that is (an id
+/// counts one, and each socket's `since` one more).
+#[derive(Default)]
+struct Kept {
+    rooms: HashMap<RoomId, Vec<Replayed>>,
+    ids: usize,
+}
+
+impl Replayed {
+    fn size(&self) -> usize {
+        self.ids.len() + 1
+    }
+}
+
+impl Kept {
+    /// Drops the entries `drop` picks, keeping the count.
+    fn drop_where(&mut self, mut drop: impl FnMut(&Replayed) -> bool) {
+        let mut dropped = 0;
+        self.rooms.retain(|_, sockets| {
+            sockets.retain(|r| {
+                let gone = drop(r);
+                if gone {
+                    dropped += r.size();
+                }
+                !gone
+            });
+            !sockets.is_empty()
+        });
+        self.ids -= dropped;
+    }
+
+    /// Drops the entry that expires first; false when there is none.
+    fn drop_oldest(&mut self) -> bool {
+        let oldest = self
+            .rooms
+            .iter()
+            .flat_map(|(room, sockets)| {
+                sockets
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, r)| (*room, i, r.until))
+            })
+            .min_by_key(|(_, _, until)| *until);
+        let Some((room, index, _)) = oldest else {
+            return false;
+        };
+        let sockets = self.rooms.get_mut(&room).expect("just found");
+        self.ids -= sockets.swap_remove(index).size();
+        if sockets.is_empty() {
+            self.rooms.remove(&room);
+        }
+        true
+    }
+
+    fn report(&self) {
+        metrics::gauge!("catch_up_kept_ids").set(self.ids as f64);
+    }
 }
 
 /// Held by a delivery while it records and emits (see the module doc).
@@ -130,6 +189,7 @@ impl Delivering<'_> {
     pub fn replayed_to(&self, delivery: &Delivery) -> Vec<String> {
         let replayed = self.1.replayed.lock_or_recover();
         replayed
+            .rooms
             .get(&delivery.room_id)
             .map(|sockets| {
                 sockets
@@ -156,7 +216,7 @@ impl Delivering<'_> {
                 continue;
             }
             let mut recorded = socket.recorded.lock_or_recover();
-            if recorded.len() >= MAX_RECORDED {
+            if recorded.len() >= self.1.bounds.max_held {
                 socket.overflowed.store(true, Ordering::SeqCst);
                 continue;
             }
@@ -164,11 +224,26 @@ impl Delivering<'_> {
                 id: delivery.message_id,
                 reply: delivery.reply.clone(),
             });
+            metrics::gauge!("catch_up_held_deliveries").increment(1.0);
         }
     }
 }
 
 impl CatchUps {
+    /// No socket catching up yet, within `bounds`.
+    pub fn new(bounds: CatchUpBounds) -> Self {
+        Self {
+            rooms: RwLock::default(),
+            replayed: Mutex::default(),
+            bounds,
+        }
+    }
+
+    /// How long one replay may take.
+    pub fn replay_within(&self) -> Duration {
+        self.bounds.within
+    }
+
     /// The read side, for one delivery.
     pub async fn delivering(&self) -> Delivering<'_> {
         Delivering(self.rooms.read().await, self)
@@ -195,6 +270,7 @@ impl CatchUps {
             cancelled: AtomicBool::new(false),
         });
         pending.push(started.clone());
+        metrics::gauge!("catch_ups_running").increment(1.0);
         Some(started)
     }
 
@@ -231,7 +307,7 @@ impl CatchUps {
         let mut rooms = self.rooms.write().await;
         Self::unregister(&mut rooms, room, pending);
         self.keep(room, pending, replayed);
-        let recorded = std::mem::take(&mut *pending.recorded.lock_or_recover());
+        let recorded = Self::release(pending);
         finish(
             recorded,
             Ended {
@@ -243,62 +319,54 @@ impl CatchUps {
 
     /// Keeps what `pending`'s socket was replayed, replacing what an
     /// earlier catch-up of the same room kept, dropping what expired and,
-    /// past [`MAX_KEPT_IDS`], the oldest.
+    /// past [`CatchUpBounds::max_kept_ids`], the oldest.
     fn keep(&self, room: RoomId, pending: &Pending, ids: HashSet<MessageId>) {
         let mut kept = self.replayed.lock_or_recover();
         let now = Instant::now();
-        kept.retain(|_, sockets| {
-            sockets.retain(|r| r.until > now);
-            !sockets.is_empty()
-        });
-        let sockets = kept.entry(room).or_default();
-        sockets.retain(|r| r.socket != pending.socket);
-        sockets.push(Replayed {
+        kept.drop_where(|r| r.until <= now);
+        let sockets = kept.rooms.entry(room).or_default();
+        let earlier = sockets
+            .iter()
+            .position(|r| r.socket == pending.socket)
+            .map(|i| sockets.swap_remove(i).size());
+        let replayed = Replayed {
             socket: pending.socket.clone(),
             since: pending.since,
             ids,
             until: now + REPLAYED_FOR,
-        });
-        let mut total: usize = kept.values().flatten().map(|r| r.ids.len() + 1).sum();
-        while total > MAX_KEPT_IDS {
-            let Some((room, index, size)) = kept
-                .iter()
-                .flat_map(|(room, sockets)| {
-                    sockets
-                        .iter()
-                        .enumerate()
-                        .map(move |(i, r)| (*room, i, r.until, r.ids.len() + 1))
-                })
-                .min_by_key(|(_, _, until, _)| *until)
-                .map(|(room, i, _, size)| (room, i, size))
-            else {
-                break;
-            };
-            let sockets = kept.get_mut(&room).expect("just found");
-            sockets.swap_remove(index);
-            if sockets.is_empty() {
-                kept.remove(&room);
-            }
-            total -= size;
-        }
+        };
+        let size = replayed.size();
+        sockets.push(replayed);
+        kept.ids = kept.ids + size - earlier.unwrap_or(0);
+        while kept.ids > self.bounds.max_kept_ids && kept.drop_oldest() {}
+        kept.report();
     }
 
     /// `socket` is gone: what it was replayed need not be kept.
     pub fn forget(&self, socket: &str) {
-        self.replayed.lock_or_recover().retain(|_, sockets| {
-            sockets.retain(|r| r.socket != socket);
-            !sockets.is_empty()
-        });
+        let mut kept = self.replayed.lock_or_recover();
+        kept.drop_where(|r| r.socket == socket);
+        kept.report();
     }
 
     /// Gives up on `pending` (the history could not be read).
     pub async fn abandon(&self, room: RoomId, pending: &Arc<Pending>) {
         Self::unregister(&mut *self.rooms.write().await, room, pending);
+        Self::release(pending);
+    }
+
+    /// Takes what `pending` held.
+    fn release(pending: &Pending) -> Vec<Recorded> {
+        let recorded = std::mem::take(&mut *pending.recorded.lock_or_recover());
+        metrics::gauge!("catch_up_held_deliveries").decrement(recorded.len() as f64);
+        recorded
     }
 
     fn unregister(rooms: &mut Registry, room: RoomId, pending: &Arc<Pending>) {
         if let Some(sockets) = rooms.get_mut(&room) {
+            let before = sockets.len();
             sockets.retain(|socket| !Arc::ptr_eq(socket, pending));
+            metrics::gauge!("catch_ups_running").decrement((before - sockets.len()) as f64);
             if sockets.is_empty() {
                 rooms.remove(&room);
             }
@@ -398,7 +466,7 @@ mod tests {
         {
             let delivering = catch_ups.delivering().await;
             delivering.record(&delivery(room, had, None));
-            for _ in 0..MAX_RECORDED + 5 {
+            for _ in 0..CatchUpBounds::default().max_held + 5 {
                 delivering.record(&delivery(room, ids.next_id(), None));
             }
         }
@@ -409,7 +477,7 @@ mod tests {
                 how = Some(ended);
             })
             .await;
-        assert_eq!(count, MAX_RECORDED);
+        assert_eq!(count, CatchUpBounds::default().max_held);
         assert!(how.unwrap().overflowed);
 
         // Live, the socket is spared what it had (up to since).
@@ -440,7 +508,12 @@ mod tests {
         }
         let kept = |catch_ups: &CatchUps| -> Vec<String> {
             let kept = catch_ups.replayed.lock().unwrap();
-            let mut sockets: Vec<_> = kept.values().flatten().map(|r| r.socket.clone()).collect();
+            let mut sockets: Vec<_> = kept
+                .rooms
+                .values()
+                .flatten()
+                .map(|r| r.socket.clone())
+                .collect();
             sockets.sort();
             sockets
         };

@@ -19,14 +19,6 @@ use super::{
 };
 use crate::{config::RedisSettings, fanout::Fanout};
 
-/// Events one socket may have waiting to be written (socketioxide's
-/// default is 128). Past it, an emit to that socket fails: a client that
-/// does not read misses events rather than holding the server's memory.
-/// The room is for bursts: a group's messages, a catch-up's recorded live
-/// messages (emitted at once when it ends). The replay itself waits for
-/// room (`joining`).
-const SOCKET_BUFFER: usize = 1_024;
-
 /// The gateway as the rest of the service sees it.
 pub struct Gateway {
     /// The emitting side, for the pipeline and for ending sessions.
@@ -66,8 +58,13 @@ impl AdapterLink {
     }
 }
 
-/// A Socket.IO builder whose every incoming frame is capped at
-/// `frame_limit` bytes, on each transport:
+/// A Socket.IO builder whose sockets each have room for `event_buffer`
+/// events waiting to be written (socketioxide's default is 128; past it an
+/// emit to that socket fails: a client that does not read misses events
+/// rather than holding the server's memory; the room is for bursts, such
+/// as a catch-up's held live messages, while the replay itself waits for
+/// room), and whose every incoming frame is capped at `frame_limit`
+/// bytes, on each transport:
 ///
 /// - websocket: one engine.io message. tungstenite checks a frame's length
 ///   in its header and closes the connection before reading the payload
@@ -78,9 +75,9 @@ impl AdapterLink {
 ///   batches to it.
 /// - binary attachments, which this namespace never uses, are capped in
 ///   total too (by default they could add up to 10 MB per packet).
-fn capped_builder(frame_limit: usize) -> SocketIoBuilder {
+fn capped_builder(frame_limit: usize, event_buffer: usize) -> SocketIoBuilder {
     SocketIo::builder()
-        .max_buffer_size(SOCKET_BUFFER)
+        .max_buffer_size(event_buffer)
         .ws_max_frame_size(frame_limit)
         .ws_max_message_size(frame_limit)
         .max_payload(u64::try_from(frame_limit).unwrap_or(u64::MAX))
@@ -88,14 +85,16 @@ fn capped_builder(frame_limit: usize) -> SocketIoBuilder {
 }
 
 /// Builds the Socket.IO gateway, capping every incoming frame at
-/// `frame_limit` bytes. With `redis`, sockets of every instance are
-/// reached through the Redis adapter; otherwise only this instance's.
+/// `frame_limit` bytes and the events waiting for each socket at
+/// `event_buffer`. With `redis`, sockets of every instance are reached
+/// through the Redis adapter; otherwise only this instance's.
 pub async fn build(
     state: RealtimeState,
     redis: Option<AdapterLink>,
     frame_limit: usize,
+    event_buffer: usize,
 ) -> anyhow::Result<Gateway> {
-    let builder = capped_builder(frame_limit);
+    let builder = capped_builder(frame_limit, event_buffer);
     let (catch_ups, seen) = (state.catch_ups.clone(), state.seen.clone());
     let messages = state.messages.clone();
     let Some(redis) = redis else {

@@ -186,7 +186,7 @@ async fn catch_up<A: Adapter>(
     let mut complete = replay.len() <= MAX_REPLAY;
     replay.truncate(MAX_REPLAY);
     let mut replayed = HashSet::with_capacity(replay.len());
-    let replay_ends = tokio::time::Instant::now() + REPLAY_WITHIN;
+    let replay_ends = tokio::time::Instant::now() + state.catch_ups.replay_within();
     for message in &replay {
         if !emit_paced(socket, message, replay_ends).await {
             complete = false;
@@ -220,10 +220,6 @@ async fn catch_up<A: Adapter>(
 
 /// How long a replay waits for a client that does not read.
 const STALLED: Duration = Duration::from_secs(10);
-/// How long a whole replay may take: the deliveries recorded meanwhile
-/// are held for it (at most [`MAX_RECORDED`](super::catch_up::MAX_RECORDED)),
-/// so a slow reader cannot hold a catch-up open for long.
-const REPLAY_WITHIN: Duration = Duration::from_secs(30);
 
 /// Emits one replayed `reply`, waiting while the socket's buffer is full
 /// (a replay is up to 1,000 events, which with other events waiting can
