@@ -370,7 +370,7 @@ start_cassandra_node() {
   refuse_foreign_port "$node" "$CASSANDRA_STORAGE_PORT" "$host"
   render "$SCRIPT_DIR/cassandra/cassandra.yaml.in" "$conf" \
     HOST="$host" CQL_PORT="$CASSANDRA_PORT" STORAGE_PORT="$CASSANDRA_STORAGE_PORT" \
-    CLUSTER_NAME="$CASSANDRA_CLUSTER" HINTED_HANDOFF=true \
+    CLUSTER_NAME="$CASSANDRA_CLUSTER" HINTED_HANDOFF=true COMMITLOG_SYNC="$CASSANDRA_COMMITLOG_SYNC" \
     SEEDS="${CASSANDRA_HOSTS[0]}:$CASSANDRA_STORAGE_PORT,${CASSANDRA_HOSTS[1]}:$CASSANDRA_STORAGE_PORT"
   cassandra_opts "$node" "$conf" "$data" "$(cassandra_token "$(index_of "$node")")"
   local pid

@@ -43,6 +43,10 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-30}
 # not flushed, which is faster for throwaway test keyspaces but loses them
 # on a crash. Off by default, so a user's schema survives a SIGKILL.
 CASSANDRA_UNSAFE_SYSTEM=${CASSANDRA_UNSAFE_SYSTEM:-0}
+# How the commit log is synced: `group` (every 5 ms, a write waits for its
+# group) or `batch` (at once, writes arriving meanwhile share the next
+# sync). Both acknowledge a write only once it is on disk.
+CASSANDRA_COMMITLOG_SYNC=${CASSANDRA_COMMITLOG_SYNC:-group}
 JAVA=${JAVA:-java}
 
 mkdir -p "$STACK_DIR"
@@ -336,7 +340,8 @@ start_cassandra() {
   refuse_foreign_port cassandra-storage "$CASSANDRA_STORAGE_PORT"
   render "$SCRIPT_DIR/cassandra/cassandra.yaml.in" "$conf" \
     HOST="$STACK_HOST" CQL_PORT="$CASSANDRA_PORT" STORAGE_PORT="$CASSANDRA_STORAGE_PORT" \
-    CLUSTER_NAME=local-stack SEEDS="$STACK_HOST:$CASSANDRA_STORAGE_PORT" HINTED_HANDOFF=false
+    CLUSTER_NAME=local-stack SEEDS="$STACK_HOST:$CASSANDRA_STORAGE_PORT" HINTED_HANDOFF=false \
+    COMMITLOG_SYNC="$CASSANDRA_COMMITLOG_SYNC"
   cassandra_opts cassandra "$conf" "$DATA_DIR/cassandra" 0
   local pid
   pid=$(launch "$(log_of cassandra)" "$DATA_DIR/cassandra" "$JAVA" "${CASSANDRA_OPTS[@]}")

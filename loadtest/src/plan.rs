@@ -24,6 +24,8 @@ pub struct RatePlan {
     increment: f64,
     /// Length of a step; `None` for one endless step (a fixed rate).
     step: Option<Duration>,
+    /// Steps at the first rate before the rise begins (a warm-up).
+    warmup: usize,
 }
 
 impl RatePlan {
@@ -33,6 +35,7 @@ impl RatePlan {
             first: rate,
             increment: 0.0,
             step: None,
+            warmup: 0,
         }
     }
 
@@ -43,12 +46,27 @@ impl RatePlan {
             first,
             increment,
             step: Some(step),
+            warmup: 0,
         }
+    }
+
+    /// The same plan with `steps` more at the first rate before the rise
+    /// (step `steps` is the first plan's step 0).
+    pub fn with_warmup(self, steps: usize) -> Self {
+        Self {
+            warmup: steps,
+            ..self
+        }
+    }
+
+    /// The steps that warm the stack up: not judged.
+    pub fn warmup(&self) -> usize {
+        self.warmup
     }
 
     /// The rate of step `index`, msg/s.
     pub fn rate(&self, index: usize) -> f64 {
-        self.first + self.increment * index as f64
+        self.first + self.increment * index.saturating_sub(self.warmup) as f64
     }
 
     /// The step an offset falls in.

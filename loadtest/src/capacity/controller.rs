@@ -267,7 +267,13 @@ impl Follower<'_> {
             .settings
             .ceiling
             .is_some_and(|ceiling| plan.rate(index + 1) > ceiling + 1e-9);
-        match judge::after_step(index, &failed, self.settings.steps, at_ceiling) {
+        // A warm-up step is measured and said, but it does not stop the run.
+        let counted: &[Criterion] = if index < self.settings.warmup_steps {
+            &[]
+        } else {
+            &failed
+        };
+        match judge::after_step(index, counted, self.settings.steps, at_ceiling) {
             Some(stop) => Judging::Stop(stop),
             None => Judging::GoOn,
         }

@@ -19,6 +19,8 @@ pub enum Status {
     Failed,
     /// Cut short (or not judged) because an earlier step failed.
     NotJudged,
+    /// Warmed the stack up at the first rate: measured, not judged.
+    WarmUp,
 }
 
 impl Status {
@@ -28,6 +30,7 @@ impl Status {
             Status::Passed => "passed",
             Status::Failed => "failed",
             Status::NotJudged => "not_judged",
+            Status::WarmUp => "warm_up",
         }
     }
 }

@@ -24,7 +24,7 @@ pub fn draw(path: &Path, report: &CapacityReport) -> anyhow::Result<()> {
     let rows: Vec<&StepRow> = report
         .steps
         .iter()
-        .filter(|row| row.status != Status::NotJudged)
+        .filter(|row| !matches!(row.status, Status::NotJudged | Status::WarmUp))
         .collect();
     let root = SVGBackend::new(path, (1200, 960)).into_drawing_area();
     root.fill(&WHITE).map_err(to_anyhow)?;

@@ -37,12 +37,13 @@ impl CapacityReport {
                     counts,
                     latency,
                     settings.step_duration,
+                    step.index < settings.warmup_steps,
                 )
             })
             .collect();
         let curve: Vec<(f64, bool)> = steps
             .iter()
-            .filter(|row| row.status != Status::NotJudged)
+            .filter(|row| !matches!(row.status, Status::NotJudged | Status::WarmUp))
             .map(|row| (row.asked_per_s, row.status == Status::Passed))
             .collect();
         Some(Self {
@@ -77,6 +78,7 @@ fn row(
     counts: StepCounts,
     latency: StepLatency,
     planned: Duration,
+    warming: bool,
 ) -> StepRow {
     let measured_s = step
         .ended
@@ -112,6 +114,7 @@ fn row(
     let other_cores = used(|reading, _| reading.machine_busy_s, 0)
         .map(|busy| (busy / measured_s - watched_cores).max(0.0));
     let (status, failed) = match &step.judged {
+        Some(judged) if warming => (Status::WarmUp, judged.failed.clone()),
         Some(judged) if judged.failed.is_empty() => (Status::Passed, Vec::new()),
         Some(judged) => (Status::Failed, judged.failed.clone()),
         None => (Status::NotJudged, Vec::new()),
@@ -190,6 +193,7 @@ mod tests {
             counts,
             StepLatency::default(),
             Duration::from_secs(10),
+            false,
         );
         assert_eq!(row.status, Status::Passed);
         assert!((row.sent_per_s - 100.0).abs() < 1e-9);
@@ -222,6 +226,7 @@ mod tests {
             counts,
             StepLatency::default(),
             Duration::from_secs(10),
+            false,
         );
         assert_eq!(row.status, Status::NotJudged);
         assert!((row.sent_per_s - 200.0).abs() < 1e-9);

@@ -52,6 +52,11 @@ pub fn render(report: &CapacityReport) -> String {
         let result = match row.status {
             Status::Passed => "passed".to_owned(),
             Status::NotJudged => "not judged (cut short)".to_owned(),
+            Status::WarmUp if row.failed.is_empty() => "warm-up (would pass)".to_owned(),
+            Status::WarmUp => {
+                let names: Vec<&str> = row.failed.iter().map(|c| c.name()).collect();
+                format!("warm-up (would fail: {})", names.join(", "))
+            }
             Status::Failed => {
                 let names: Vec<&str> = row.failed.iter().map(|c| c.name()).collect();
                 format!("FAILED ({})", names.join(", "))

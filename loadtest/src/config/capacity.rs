@@ -16,6 +16,10 @@ pub const DEFAULT_STEP: f64 = 250.0;
 pub const DEFAULT_STEP_DURATION: Duration = Duration::from_secs(20);
 /// The fan-out p99 a step may reach when `LOAD_CAPACITY_MAX_P99_MS` is not set.
 pub const DEFAULT_MAX_P99: Duration = Duration::from_millis(50);
+/// Steps at the first rate before the rise when `LOAD_CAPACITY_WARMUP_STEPS`
+/// is not set: a fresh keyspace and cold JVMs fail a first step that a
+/// second run passes.
+pub const DEFAULT_WARMUP_STEPS: usize = 1;
 /// How long a capacity run may send when `LOAD_DURATION` is not set.
 pub const DEFAULT_CAP: Duration = Duration::from_secs(30 * 60);
 
@@ -33,7 +37,11 @@ pub struct CapacitySettings {
     /// The highest rate to try, msg/s (`LOAD_CAPACITY_MAX`); none: until a
     /// step fails or `LOAD_DURATION` runs out.
     pub ceiling: Option<f64>,
-    /// Steps planned: up to the ceiling, and no more than fit in `LOAD_DURATION`.
+    /// Steps at the first rate before the rise, reported but not judged
+    /// (`LOAD_CAPACITY_WARMUP_STEPS`).
+    pub warmup_steps: usize,
+    /// Steps planned, the warm-up included: up to the ceiling, and no more
+    /// than fit in `LOAD_DURATION`.
     pub steps: usize,
 }
 
@@ -69,12 +77,19 @@ impl CapacitySettings {
                 })?,
             None => DEFAULT_MAX_P99,
         };
+        let warmup_steps = match env_value("LOAD_CAPACITY_WARMUP_STEPS")? {
+            Some(steps) => steps.parse::<usize>().with_context(|| {
+                format!("LOAD_CAPACITY_WARMUP_STEPS={steps:?} is not a whole number")
+            })?,
+            None => DEFAULT_WARMUP_STEPS,
+        };
         let steps = planned_steps(
             start,
             step,
             ceiling,
             step_duration,
             cap.unwrap_or(DEFAULT_CAP),
+            warmup_steps,
         )?;
         Ok(Some(Self {
             start,
@@ -82,13 +97,14 @@ impl CapacitySettings {
             step_duration,
             max_p99,
             ceiling,
+            warmup_steps,
             steps,
         }))
     }
 
     /// The rates and step times.
     pub fn plan(&self) -> RatePlan {
-        RatePlan::stepped(self.start, self.step, self.step_duration)
+        RatePlan::stepped(self.start, self.step, self.step_duration).with_warmup(self.warmup_steps)
     }
 
     /// How long the planned steps send.
@@ -97,17 +113,20 @@ impl CapacitySettings {
     }
 }
 
-/// Steps up to `ceiling` (if any) that fit in `cap`.
+/// Steps up to `ceiling` (if any) after `warmup` that fit in `cap`.
 fn planned_steps(
     start: f64,
     step: f64,
     ceiling: Option<f64>,
     step_duration: Duration,
     cap: Duration,
+    warmup: usize,
 ) -> anyhow::Result<usize> {
     let fit = (cap.as_secs_f64() / step_duration.as_secs_f64()).floor() as usize;
-    if fit == 0 {
-        bail!("LOAD_DURATION {cap:?} is shorter than one step of {step_duration:?}");
+    if fit <= warmup {
+        bail!(
+            "LOAD_DURATION {cap:?} has no room for a judged step after {warmup} warm-up step(s) of {step_duration:?}"
+        );
     }
     let Some(ceiling) = ceiling else {
         return Ok(fit);
@@ -117,7 +136,7 @@ fn planned_steps(
     }
     // A little slack, so 100 + 5 × 100 reaches a ceiling of 600 exactly.
     let to_ceiling = ((ceiling - start) / step + 1e-9).floor() as usize + 1;
-    Ok(to_ceiling.min(fit))
+    Ok((warmup + to_ceiling).min(fit))
 }
 
 fn env_rate(name: &str, default: f64) -> anyhow::Result<f64> {
@@ -139,29 +158,46 @@ mod tests {
         let step = Duration::from_secs(5);
         let cap = Duration::from_secs(3600);
         assert_eq!(
-            planned_steps(100.0, 100.0, Some(600.0), step, cap).unwrap(),
+            planned_steps(100.0, 100.0, Some(600.0), step, cap, 0).unwrap(),
             6
         );
         assert_eq!(
-            planned_steps(100.0, 100.0, Some(650.0), step, cap).unwrap(),
+            planned_steps(100.0, 100.0, Some(650.0), step, cap, 0).unwrap(),
             6
         );
         assert_eq!(
-            planned_steps(100.0, 100.0, Some(100.0), step, cap).unwrap(),
+            planned_steps(100.0, 100.0, Some(100.0), step, cap, 0).unwrap(),
             1
         );
-        assert!(planned_steps(100.0, 100.0, Some(50.0), step, cap).is_err());
+        assert!(planned_steps(100.0, 100.0, Some(50.0), step, cap, 0).is_err());
     }
 
     #[test]
     fn the_duration_caps_the_steps_in_whole_steps() {
         let step = Duration::from_secs(20);
         let cap = Duration::from_secs(90);
-        assert_eq!(planned_steps(250.0, 250.0, None, step, cap).unwrap(), 4);
+        assert_eq!(planned_steps(250.0, 250.0, None, step, cap, 0).unwrap(), 4);
         assert_eq!(
-            planned_steps(250.0, 250.0, Some(10_000.0), step, cap).unwrap(),
+            planned_steps(250.0, 250.0, Some(10_000.0), step, cap, 0).unwrap(),
             4
         );
-        assert!(planned_steps(250.0, 250.0, None, step, Duration::from_secs(10)).is_err());
+        assert!(planned_steps(250.0, 250.0, None, step, Duration::from_secs(10), 0).is_err());
+    }
+
+    #[test]
+    fn warm_up_steps_come_first_and_leave_room_for_a_judged_one() {
+        let step = Duration::from_secs(20);
+        let cap = Duration::from_secs(90);
+        assert_eq!(
+            planned_steps(250.0, 250.0, Some(500.0), step, cap, 1).unwrap(),
+            3
+        );
+        assert_eq!(planned_steps(250.0, 250.0, None, step, cap, 1).unwrap(), 4);
+        assert!(planned_steps(250.0, 250.0, None, step, Duration::from_secs(20), 1).is_err());
+        let plan = RatePlan::stepped(250.0, 250.0, step).with_warmup(1);
+        assert_eq!(
+            (plan.rate(0), plan.rate(1), plan.rate(2)),
+            (250.0, 250.0, 500.0)
+        );
     }
 }

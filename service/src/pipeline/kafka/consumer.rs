@@ -65,12 +65,17 @@ pub fn spawn(
     let commit_ms = settings.commit_interval.as_millis();
     let created = bus.topics().created.clone();
     let retry = bus.topics().retry.clone();
-    // A fetch of the main topic answers once 16 KB are there or 5 ms have
-    // passed, not for every message: under load a fetch carries tens of
-    // messages, and a lone one waits 5 ms at most. The retry topic waits
-    // seconds anyway, and keeps librdkafka's defaults (an idle fetch every
-    // 500 ms rather than 200 a second).
-    let batched = [("fetch.min.bytes", "16384"), ("fetch.wait.max.ms", "5")];
+    // The main topic's fetches answer as the settings say. The retry topic
+    // waits seconds anyway, and keeps librdkafka's defaults (an idle fetch
+    // every 500 ms rather than 200 a second).
+    let (min_bytes, wait_ms) = (
+        settings.fetch_min_bytes.to_string(),
+        settings.fetch_wait.as_millis().to_string(),
+    );
+    let batched = [
+        ("fetch.min.bytes", min_bytes.as_str()),
+        ("fetch.wait.max.ms", wait_ms.as_str()),
+    ];
     let roles = [
         (
             created,

@@ -89,10 +89,7 @@ impl KafkaBus {
             .set("max.in.flight.requests.per.connection", "1")
             // The whole publish, queueing and retries included, ends by then.
             .set("message.timeout.ms", &timeout_ms)
-            // Messages that arrive within 5 ms share one produce request
-            // (and one wake-up of librdkafka's broker thread): at 1,000
-            // msg/s that is several per request instead of one.
-            .set("linger.ms", "5");
+            .set("linger.ms", settings.linger.as_millis().to_string());
         let current = Current::new(&config)?;
         Ok(Self {
             producer: Arc::new(RwLock::new(current)),
