@@ -155,14 +155,14 @@ async fn the_login_throttle_tracks_at_most_its_bound_on_the_stack() {
 }
 
 /// A service whose sockets hold 32 events, whose catch-ups hold 5 live
-/// deliveries and replay for 5 s at most.
-async fn small_catch_ups(backend: Backend) -> TestServer {
+/// deliveries and replay for `within_s` seconds at most.
+async fn small_catch_ups(backend: Backend, within_s: &str) -> TestServer {
     TestServer::spawn_with(
         backend,
         &[
             ("SOCKET_EVENT_BUFFER", "32"),
             ("CATCH_UP_MAX_HELD", "5"),
-            ("CATCH_UP_WITHIN_SECONDS", "5"),
+            ("CATCH_UP_WITHIN_SECONDS", within_s),
             ("MESSAGE_RATE_BURST", "200"),
         ],
     )
@@ -174,7 +174,9 @@ async fn small_catch_ups(backend: Backend) -> TestServer {
 /// bound (5), and when it reads again it gets the 40, then the 5, and
 /// `complete: false` (it pages the rest).
 async fn a_catch_up_holds_at_most_its_bound_of_live_messages(backend: Backend) {
-    let server = small_catch_ups(backend).await;
+    // Time enough for the 10 sends on a busy machine: the replay must
+    // still be waiting when they arrive.
+    let server = small_catch_ups(backend, "30").await;
     let api = Api::new(server.url());
     let (alice, bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
     let room = api.room_of(&alice.user, &bob.user).await;
@@ -234,7 +236,7 @@ async fn a_catch_up_holds_at_most_its_bound_of_live_messages_on_the_stack() {
 /// time bound (5 s), the catch-up ends, and the socket is in the room
 /// (what it did not get, it pages over HTTP).
 async fn a_replay_to_a_client_that_does_not_read_ends_within_its_time(backend: Backend) {
-    let server = small_catch_ups(backend).await;
+    let server = small_catch_ups(backend, "5").await;
     let api = Api::new(server.url());
     let (alice, bob) = (Chatter::new(&api).await, Chatter::new(&api).await);
     let room = api.room_of(&alice.user, &bob.user).await;
