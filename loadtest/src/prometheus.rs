@@ -116,6 +116,18 @@ impl Scrape {
         })
     }
 
+    /// The samples named `name`, summed by the value of their `label`
+    /// (a sample without it is left out).
+    pub fn totals_by(&self, name: &str, label: &str) -> BTreeMap<String, f64> {
+        let mut totals = BTreeMap::new();
+        for sample in self.samples.iter().filter(|s| s.name == name) {
+            if let Some(value) = sample.label(label) {
+                *totals.entry(value.to_owned()).or_default() += sample.value;
+            }
+        }
+        totals
+    }
+
     /// The sum of every sample named `name` (a counter over all its labels).
     pub fn total(&self, name: &str) -> f64 {
         self.samples
@@ -423,5 +435,16 @@ messages_delivered_total 300 1700000000000
         assert_eq!(sample.label("path"), Some("/a\"b"));
         assert_eq!(sample.label("le"), Some("0.1"));
         assert_eq!(sample.value, 2.0);
+    }
+
+    #[test]
+    fn a_counter_is_summed_by_one_label() {
+        let scrape = Scrape::parse(
+            "backend_requests_total{backend=\"redis\"} 3\nbackend_requests_total{backend=\"kafka\",client=\"a\"} 2\nbackend_requests_total{backend=\"kafka\",client=\"b\"} 5\nbackend_requests_total 9\nother{backend=\"redis\"} 1\n",
+        );
+        let totals = scrape.totals_by("backend_requests_total", "backend");
+        assert_eq!(totals.len(), 2);
+        assert_eq!(totals["redis"], 3.0);
+        assert_eq!(totals["kafka"], 7.0);
     }
 }

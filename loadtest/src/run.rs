@@ -170,7 +170,7 @@ fn announce(settings: &Settings) {
 }
 
 /// `GET /metrics`; `None` (with a note) when it cannot be read.
-async fn scrape(http: &reqwest::Client, url: &str) -> Option<Scrape> {
+pub(crate) async fn scrape(http: &reqwest::Client, url: &str) -> Option<Scrape> {
     let response = match http.get(url).send().await {
         Ok(response) if response.status().is_success() => response,
         Ok(response) => {

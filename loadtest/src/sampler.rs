@@ -2,7 +2,7 @@
 //! machine every second, and exactly at the start and near the end of the
 //! sending window, while every socket is still held.
 
-use std::{sync::atomic::Ordering, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::atomic::Ordering, sync::Arc, time::Duration};
 
 use serde::Serialize;
 use tokio::{
@@ -54,6 +54,11 @@ pub struct Samples {
     pub window_start: Option<Snapshot>,
     /// Just before sending ended.
     pub window_end: Option<Snapshot>,
+    /// The service's requests to each backend so far
+    /// (`backend_requests_total` by `backend`), when sending started.
+    pub requests_start: Option<BTreeMap<String, f64>>,
+    /// The same, just before sending ended.
+    pub requests_end: Option<BTreeMap<String, f64>>,
     /// One per second.
     pub series: Vec<Snapshot>,
 }
@@ -89,6 +94,13 @@ pub async fn run(run: Arc<RunState>, mut stop: oneshot::Receiver<()>) -> Samples
     let mut series = Vec::new();
     let mut window_start = None;
     let mut window_end = None;
+    let (mut requests_start, mut requests_end) = (None, None);
+    let http = reqwest::Client::new();
+    let requests = || async {
+        crate::run::scrape(&http, &run.settings.metrics_url)
+            .await
+            .map(|scrape| scrape.totals_by("backend_requests_total", "backend"))
+    };
     let mut start: Option<Instant> = None;
     let mut every_second = tokio::time::interval(Duration::from_secs(1));
     let decided = run.gate.decided_start();
@@ -108,9 +120,11 @@ pub async fn run(run: Arc<RunState>, mut stop: oneshot::Receiver<()>) -> Samples
             decided_start = &mut decided, if start.is_none() => start = Some(decided_start),
             () = sleep_until(start_at), if start.is_some() && window_start.is_none() => {
                 window_start = Some(snapshot());
+                requests_start = requests().await;
             }
             () = sleep_until(end_at), if window_start.is_some() && window_end.is_none() => {
                 window_end = Some(snapshot());
+                requests_end = requests().await;
             }
         }
     }
@@ -119,6 +133,8 @@ pub async fn run(run: Arc<RunState>, mut stop: oneshot::Receiver<()>) -> Samples
         baseline,
         window_start,
         window_end,
+        requests_start,
+        requests_end,
         series,
     }
 }

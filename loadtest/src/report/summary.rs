@@ -1,6 +1,8 @@
 //! The run's summary: configuration, throughput, latencies, counts,
 //! resources and a verdict, written as `summary.json`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::{
@@ -157,6 +159,10 @@ pub struct Resources {
     pub service_rss_per_socket_kib: Option<f64>,
     /// Service RSS growth since before the run divided by sockets held, KiB.
     pub service_rss_growth_per_socket_kib: Option<f64>,
+    /// Requests the service sent to each backend during the window, per
+    /// accepted message (from its `backend_requests_total`; empty when
+    /// `/metrics` has none).
+    pub backend_requests_per_message: BTreeMap<String, f64>,
 }
 
 /// Pass or fail, and why.
@@ -313,6 +319,7 @@ fn resources(samples: &Samples, accepted_per_s: f64) -> Resources {
             processes: Vec::new(),
             service_rss_per_socket_kib: None,
             service_rss_growth_per_socket_kib: None,
+            backend_requests_per_message: BTreeMap::new(),
         };
     };
     let window_s = (end.at_s - start.at_s).max(1e-9);
@@ -361,7 +368,24 @@ fn resources(samples: &Samples, accepted_per_s: f64) -> Resources {
         service_rss_growth_per_socket_kib: service_end
             .zip(service_before)
             .and_then(|(end, before)| per_socket(end.rss_kib as f64 - before.rss_kib as f64)),
+        backend_requests_per_message: requests_per_message(samples, accepted_per_s * window_s),
     }
+}
+
+/// Each backend's requests during the window divided by `accepted`.
+fn requests_per_message(samples: &Samples, accepted: f64) -> BTreeMap<String, f64> {
+    let (Some(start), Some(end)) = (&samples.requests_start, &samples.requests_end) else {
+        return BTreeMap::new();
+    };
+    if accepted <= 0.0 {
+        return BTreeMap::new();
+    }
+    end.iter()
+        .map(|(backend, total)| {
+            let before = start.get(backend).copied().unwrap_or(0.0);
+            (backend.clone(), (total - before).max(0.0) / accepted)
+        })
+        .collect()
 }
 
 fn process(snapshot: &Snapshot, index: usize) -> Option<procstat::ProcSample> {

@@ -222,6 +222,18 @@ pub fn render(summary: &Summary) -> String {
                     .map_or_else(|| "?".to_owned(), |growth| format!("{growth:.0}"))
             );
         }
+        if !resources.backend_requests_per_message.is_empty() {
+            let each: Vec<String> = resources
+                .backend_requests_per_message
+                .iter()
+                .map(|(backend, per)| format!("{backend} {per:.2}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  service requests per accepted message: {} (a Redis pipeline or script counts one)",
+                each.join(", ")
+            );
+        }
     }
     let _ = writeln!(out, "{rule}");
     if summary.verdict.ok {

@@ -289,9 +289,16 @@ impl Shared {
     }
 }
 
+/// One command or pipeline sent: one round trip, counted in
+/// `backend_requests_total{backend="redis"}` for the load report.
+fn count_round_trip() {
+    metrics::counter!("backend_requests_total", "backend" => "redis").increment(1);
+}
+
 impl ConnectionLike for RedisLink {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
+            count_round_trip();
             let answer = self.manager().send_packed_command(cmd).await;
             self.after(&answer);
             answer
@@ -305,6 +312,7 @@ impl ConnectionLike for RedisLink {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
+            count_round_trip();
             let answer = self
                 .manager()
                 .send_packed_commands(pipeline, offset, count)

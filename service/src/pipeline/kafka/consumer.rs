@@ -123,8 +123,9 @@ pub fn spawn(
             // leader) the next one waits this long; the default, 500 ms,
             // was a quarter of the delay after a leader's death.
             .set("fetch.error.backoff.ms", "50")
-            // Feeds the `kafka_consumer_lag` gauge (see QuietContext::stats).
-            .set("statistics.interval.ms", "5000")
+            // Feeds the `kafka_consumer_lag` gauge and the request count
+            // (see QuietContext::stats).
+            .set("statistics.interval.ms", "1000")
             .create_with_context(MemberContext::new(ownership.clone(), in_flight.clone()))?;
         consumer.subscribe(&[&topic])?;
         let worker = Worker {

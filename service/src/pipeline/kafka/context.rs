@@ -7,7 +7,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -28,6 +28,9 @@ const QUIET_FOR: Duration = Duration::from_secs(30);
 pub struct QuietContext {
     last_warning: Mutex<Option<Instant>>,
     dropped_leader: DroppedLeader,
+    /// The requests this client had sent to the brokers at its last
+    /// statistics, so each report adds only what is new.
+    requests_sent: AtomicU64,
 }
 
 impl QuietContext {
@@ -103,8 +106,14 @@ impl ClientContext for QuietContext {
     }
 
     /// Publishes each assigned partition's lag (messages behind the end of
-    /// the partition); librdkafka reports -1 where it does not know it yet.
+    /// the partition; librdkafka reports -1 where it does not know it yet),
+    /// and counts the requests the client sent to the brokers since its
+    /// last statistics in `backend_requests_total{backend="kafka"}`.
     fn stats(&self, statistics: Statistics) {
+        let sent: u64 = statistics.brokers.values().map(|broker| broker.tx).sum();
+        let before = self.requests_sent.swap(sent, Ordering::Relaxed);
+        metrics::counter!("backend_requests_total", "backend" => "kafka")
+            .increment(sent.saturating_sub(before));
         for (topic, details) in &statistics.topics {
             for (partition, state) in &details.partitions {
                 if *partition >= 0 && state.consumer_lag >= 0 {

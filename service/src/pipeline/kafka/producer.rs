@@ -89,7 +89,9 @@ impl KafkaBus {
             .set("max.in.flight.requests.per.connection", "1")
             // The whole publish, queueing and retries included, ends by then.
             .set("message.timeout.ms", &timeout_ms)
-            .set("linger.ms", settings.linger.as_millis().to_string());
+            .set("linger.ms", settings.linger.as_millis().to_string())
+            // Feeds the request count (QuietContext::stats).
+            .set("statistics.interval.ms", "1000");
         let current = Current::new(&config)?;
         Ok(Self {
             producer: Arc::new(RwLock::new(current)),

@@ -3,6 +3,7 @@
 //! `service/migrations/` and is applied by [`migrate::apply`].
 
 mod accounts;
+mod counted;
 mod groups;
 mod messages;
 pub mod migrate;
@@ -107,7 +108,7 @@ fn serial_consistency(level: config::Consistency) -> SerialConsistency {
 
 /// Accounts, rooms and messages in one keyspace.
 pub struct CassandraStore {
-    session: Arc<Session>,
+    session: counted::CountedSession,
     statements: Statements,
     bucket_millis: i64,
     /// Room buckets known to be recorded, so a busy room does not rewrite
@@ -160,7 +161,7 @@ impl CassandraStore {
             .await
             .map_err(unavailable)?;
         Ok(Self {
-            session,
+            session: counted::CountedSession::new(session),
             statements,
             bucket_millis: i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1),
             known_buckets: Mutex::new(HashSet::new()),
