@@ -232,12 +232,14 @@ async fn emit_paced<A: Adapter>(
     replay_ends: tokio::time::Instant,
 ) -> bool {
     let deadline = (tokio::time::Instant::now() + STALLED).min(replay_ends);
+    let mut waiting = None;
     loop {
         match socket.emit("reply", message) {
             Ok(()) => return true,
             Err(SendError::Socket(EmitError::InternalChannelFull))
                 if tokio::time::Instant::now() < deadline =>
             {
+                waiting.get_or_insert_with(WaitingForClient::new);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             Err(error) => {
@@ -245,6 +247,23 @@ async fn emit_paced<A: Adapter>(
                 return false;
             }
         }
+    }
+}
+
+/// A replay waiting for its client to read, counted in the gauge
+/// `catch_up_replays_waiting` while it lives: slow clients, seen.
+struct WaitingForClient;
+
+impl WaitingForClient {
+    fn new() -> Self {
+        metrics::gauge!("catch_up_replays_waiting").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for WaitingForClient {
+    fn drop(&mut self) {
+        metrics::gauge!("catch_up_replays_waiting").decrement(1.0);
     }
 }
 
