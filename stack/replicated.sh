@@ -375,7 +375,7 @@ start_cassandra_node() {
   cassandra_opts "$node" "$conf" "$data" "$(cassandra_token "$(index_of "$node")")"
   local pid
   # shellcheck disable=SC2153 # set by cassandra_opts
-  pid=$(launch "$(log_of "$node")" "$data" "$JAVA" "${CASSANDRA_OPTS[@]}")
+  pid=$(LAUNCH_TIMER_SLACK_NS=$CASSANDRA_TIMER_SLACK_NS launch "$(log_of "$node")" "$data" "$JAVA" "${CASSANDRA_OPTS[@]}")
   echo "$pid" >"$(pidfile_of "$node")"
   log "$node started (pid $pid), CQL on $host:$CASSANDRA_PORT"
 }

@@ -47,6 +47,13 @@ CASSANDRA_UNSAFE_SYSTEM=${CASSANDRA_UNSAFE_SYSTEM:-0}
 # group) or `batch` (at once, writes arriving meanwhile share the next
 # sync). Both acknowledge a write only once it is on disk.
 CASSANDRA_COMMITLOG_SYNC=${CASSANDRA_COMMITLOG_SYNC:-group}
+# The timer slack of Cassandra's threads, in ns (the kernel's default is
+# 50000). Cassandra's idle pool workers sleep 10 us at a time while they
+# wait for work; each sleep is a context switch, and at 100 to 1,000
+# requests a second they never stop: half of Cassandra's CPU. 500 us lets
+# the kernel wake them in batches (docs/PERFORMANCE.md, "Timer slack").
+# Empty keeps the kernel's default.
+CASSANDRA_TIMER_SLACK_NS=${CASSANDRA_TIMER_SLACK_NS-500000}
 JAVA=${JAVA:-java}
 
 mkdir -p "$STACK_DIR"
@@ -254,6 +261,11 @@ launch() {
   shift 2
   (
     cd "$workdir"
+    # A timer slack asked for (LAUNCH_TIMER_SLACK_NS) is set on this
+    # subshell and kept by the exec and every thread the command starts.
+    if [[ -n ${LAUNCH_TIMER_SLACK_NS:-} ]]; then
+      echo "$LAUNCH_TIMER_SLACK_NS" >/proc/self/timerslack_ns 2>/dev/null || true
+    fi
     exec setsid nohup "$@" </dev/null >>"$logfile" 2>&1 9>&-
   ) &
   echo $!
@@ -344,7 +356,7 @@ start_cassandra() {
     COMMITLOG_SYNC="$CASSANDRA_COMMITLOG_SYNC"
   cassandra_opts cassandra "$conf" "$DATA_DIR/cassandra" 0
   local pid
-  pid=$(launch "$(log_of cassandra)" "$DATA_DIR/cassandra" "$JAVA" "${CASSANDRA_OPTS[@]}")
+  pid=$(LAUNCH_TIMER_SLACK_NS=$CASSANDRA_TIMER_SLACK_NS launch "$(log_of cassandra)" "$DATA_DIR/cassandra" "$JAVA" "${CASSANDRA_OPTS[@]}")
   echo "$pid" >"$(pidfile_of cassandra)"
   log "cassandra started (pid $pid), CQL on $STACK_HOST:$CASSANDRA_PORT"
 }

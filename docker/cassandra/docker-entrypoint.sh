@@ -62,4 +62,12 @@ for key in dc rack; do
   [[ -n ${!var:-} ]] && set_key "$CASSANDRA_CONF/cassandra-rackdc.properties" "$key" "${!var}" '='
 done
 
+# The timer slack of Cassandra's threads (stack/stack.sh says why): set
+# here, kept by the exec and every thread the JVM starts. Empty keeps the
+# kernel's default.
+CASSANDRA_TIMER_SLACK_NS=${CASSANDRA_TIMER_SLACK_NS-500000}
+if [[ -n $CASSANDRA_TIMER_SLACK_NS ]]; then
+  echo "$CASSANDRA_TIMER_SLACK_NS" >/proc/self/timerslack_ns 2>/dev/null || true
+fi
+
 exec "$@"
