@@ -190,6 +190,12 @@ impl TestServer {
                 std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".to_owned()),
             )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // librdkafka's debug contexts, when a run asks for them.
+            .envs(std::env::var("KAFKA_DEBUG").map(|contexts| ("KAFKA_DEBUG", contexts)))
+            .envs(
+                std::env::var("KAFKA_METADATA_REFRESH_MS")
+                    .map(|ms| ("KAFKA_METADATA_REFRESH_MS", ms)),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -8,8 +8,8 @@
 //! message accepted, none refused, none lost, each delivered once and in
 //! order, `/ready` 200 throughout, and the p99 delivery delay of the
 //! messages sent during the fault under 2 s; the Cassandra test holds the
-//! service to it, the Kafka one to the contract, since it missed the goal
-//! in one run of six (see there). For the Redis master
+//! service to it, the Kafka one to the contract and the delay, since a
+//! slow follower can still cost refusals (see there). For the Redis master
 //! (Sentinel promotes the replica) nothing may be lost or silent; what the
 //! failover costs in refusals and delay is printed for the README.
 
@@ -200,6 +200,18 @@ async fn wait_for_new_master(old: &(String, u16)) -> (String, u16) {
     }
 }
 
+/// Asserts the p99 delivery delay of the messages sent during the fault.
+#[track_caller]
+fn assert_delay_within_bound(run: &NodeRun) {
+    let p99 = run
+        .verdict
+        .delivery_delay_quantile(run.fault.0, run.fault.1, 0.99);
+    assert!(
+        p99 < P99_WITHIN,
+        "p99 delivery delay during the fault {p99:?}"
+    );
+}
+
 /// Asserts what "clients notice nothing" means.
 #[track_caller]
 fn assert_unnoticed(run: &NodeRun) {
@@ -219,11 +231,7 @@ fn assert_unnoticed(run: &NodeRun) {
         "an ack took {:?}",
         verdict.max_ack_wait
     );
-    let p99 = verdict.delivery_delay_quantile(run.fault.0, run.fault.1, 0.99);
-    assert!(
-        p99 < P99_WITHIN,
-        "p99 delivery delay during the fault {p99:?}"
-    );
+    assert_delay_within_bound(run);
     assert!(
         run.ready_statuses.iter().all(|status| *status == 200),
         "/ready answered {:?} while one node was down",
@@ -248,16 +256,18 @@ async fn when_one_of_three_cassandra_nodes_is_killed_under_traffic_no_client_not
 /// had in flight (it is not librdkafka's idempotent producer, which would
 /// time those out first), and the consumers follow the leader and, when
 /// the dead broker was their group's coordinator, the coordinator. The
-/// goal is [`assert_unnoticed`]; measured here it was met in 5 of 6 runs
-/// but for the delay (0 refused of 1,154 to 1,289; p99 delivery delay 0.83
-/// to 2.03 s), and in the sixth the first message after the kill took
-/// longer than the 1.4 s publish timeout on one instance, whose breaker
-/// then refused the next 0.8 s of that instance's sends (16 `chat_503`). So the test holds the
-/// service to the contract (every message answered within 2 s, nothing
-/// lost, silent, duplicated or out of order, only `chat_503` refusals) and
-/// prints the refusals and the delay.
+/// clients' metadata refresh (`KAFKA_METADATA_REFRESH_MS`, 250 ms) bounds
+/// how long librdkafka may leave the partition on its internal broker
+/// after the leader moved (it otherwise waits for its 1 s topic scan:
+/// delivery p99 1.55 to 2.20 s in four runs, 0.73 to 1.13 s with it in
+/// ten). The test holds the service to the contract (every message
+/// answered within 2 s, nothing lost, silent, duplicated or out of order,
+/// only `chat_503` refusals) and to the p99 bound, and prints the
+/// refusals: 0 in nine of those ten runs; in one, a follower took 1.2 s
+/// to follow the new leader, `acks=all` waited for it, and the publishes
+/// of the first 1.4 s after the kill timed out (66 `chat_503`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_the_kafka_broker_leading_the_busy_partition_is_killed_under_traffic_every_message_is_answered_and_none_is_lost(
+async fn when_the_kafka_broker_leading_the_busy_partition_is_killed_under_traffic_every_message_is_answered_and_delivered_within_2_s(
 ) {
     if !on_topology(Topology::Replicated) {
         return;
@@ -265,6 +275,7 @@ async fn when_the_kafka_broker_leading_the_busy_partition_is_killed_under_traffi
     let _one_at_a_time = one_at_a_time().await;
     let run = node_killed_under_traffic(Victim::KafkaLeader, "kafka leader SIGKILL").await;
     assert_answered(&run.verdict);
+    assert_delay_within_bound(&run);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

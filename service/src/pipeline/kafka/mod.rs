@@ -46,7 +46,16 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
         // and a consumer its group's new coordinator, soon after the
         // controller named them. A consumer that finds no coordinator
         // within its 2 s session loses its partitions.
-        .set("retry.backoff.max.ms", "200");
+        .set("retry.backoff.max.ms", "200")
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            settings.metadata_refresh.as_millis().to_string(),
+        );
+    if let Some(contexts) = &settings.debug {
+        config
+            .set("debug", contexts)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
     if let Some((username, password)) = &settings.credentials {
         // This build of librdkafka has no TLS: SASL/PLAIN over plaintext.
         config
