@@ -89,7 +89,7 @@ test-replicated: stack-up-replicated ## The fault tests of the replicated topolo
 	E2E_TOPOLOGY=replicated cargo test --workspace --no-fail-fast --test faults replicated:: -- --test-threads=1
 
 # Docker (README, "Docker"): the engine, the images, the compose system.
-.PHONY: docker-engine docker-engine-stop docker-images compose-smoke
+.PHONY: docker-engine docker-engine-stop docker-images compose-smoke compose-smoke-replicated
 docker-engine: ## Install Docker from apt if missing; start an engine (host network only) unless one answers
 	bash docker/engine.sh start
 docker-engine-stop: ## Stop the engine, if docker-engine started it
@@ -102,11 +102,20 @@ docker-images: web ## Build the chat-service/* images (base, Cassandra, Kafka, R
 	SERVICE_PROFILE=$(SERVICE_PROFILE) bash docker/images.sh
 compose-smoke: docker-images ## docker-compose up on the host network, wait until healthy, chat through it, down -v (CHAT_HOST_ADDRESS moves it)
 	bash docker/smoke.sh
+# The replicated compose file: both instances chat, then a Kafka node and a
+# Cassandra node are SIGKILLed and both chat again.
+SMOKE_REPLICATED := SMOKE_COMPOSE_FILE=docker-compose.replicated.yml \
+	COMPOSE_PROJECT_NAME=chat-service-smoke-replicated \
+	SMOKE_URLS="http://127.0.0.1:3000 http://127.0.0.2:3000" SMOKE_KILL="kafka-2 cassandra-3" \
+	bash docker/smoke.sh
+compose-smoke-replicated: docker-images ## The same on docker-compose.replicated.yml (12 containers), then again with kafka-2 and cassandra-3 SIGKILLed
+	$(SMOKE_REPLICATED)
 .PHONY: test-docker
-test-docker: docker-engine browser ## The e2e suite and the fault tests on containers (testcontainers, E2E_STACK=docker), then the compose smoke test
+test-docker: docker-engine browser ## The e2e suite and the fault tests on containers (testcontainers, E2E_STACK=docker), then the compose smoke tests (single and replicated)
 	$(MAKE) docker-images SERVICE_PROFILE=debug
 	E2E_STACK=docker cargo test --workspace --no-fail-fast --test e2e --test faults
 	bash docker/smoke.sh
+	$(SMOKE_REPLICATED)
 
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors

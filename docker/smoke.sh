@@ -6,6 +6,15 @@
 #
 #   docker/smoke.sh                          # images must exist (docker/images.sh)
 #   CHAT_HOST_ADDRESS=127.0.0.2 CASSANDRA_JMX_PORT=7299 docker/smoke.sh
+#   SMOKE_COMPOSE_FILE=docker-compose.replicated.yml \
+#     SMOKE_KILL="kafka-2 cassandra-3 redis-1" docker/smoke.sh
+#
+# SMOKE_COMPOSE_FILE picks the compose file (default docker-compose.yml);
+# every service it names must become healthy. SMOKE_KILL names services
+# to SIGKILL (`docker kill`) once the first smoke test passed; the smoke
+# test then runs again, against every URL of SMOKE_URLS (default: the one
+# service URL), with those nodes still dead. SMOKE_URLS (space separated)
+# replaces the URL the test runs against.
 #
 # UP_TIMEOUT (300 s) bounds the wait for healthy; COMPOSE_PROJECT_NAME
 # (chat-service-smoke) keeps it apart from a deployment of the same file;
@@ -17,19 +26,22 @@ cd "$REPO_ROOT"
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-chat-service-smoke}
 UP_TIMEOUT=${UP_TIMEOUT:-300}
 ADDRESS=${CHAT_HOST_ADDRESS:-127.0.0.1}
-URL=http://$ADDRESS:${CHAT_SERVICE_PORT:-3000}
-SERVICES=(cassandra redis kafka chat-service)
+COMPOSE_FILE_ARG=${SMOKE_COMPOSE_FILE:-docker-compose.yml}
+read -ra URLS <<<"${SMOKE_URLS:-http://$ADDRESS:${CHAT_SERVICE_PORT:-3000}}"
+read -ra KILL <<<"${SMOKE_KILL:-}"
 
 log() { printf '[smoke] %s\n' "$*" >&2; }
 die() { printf '[smoke] ERROR: %s\n' "$*" >&2; exit 1; }
 
 if docker compose version >/dev/null 2>&1; then
-  compose=(docker compose)
+  compose=(docker compose -f "$COMPOSE_FILE_ARG")
 elif command -v docker-compose >/dev/null; then
-  compose=(docker-compose)
+  compose=(docker-compose -f "$COMPOSE_FILE_ARG")
 else
   die "neither \`docker compose\` nor docker-compose is installed (docker/engine.sh start installs it)"
 fi
+mapfile -t SERVICES < <("${compose[@]}" config --services)
+((${#SERVICES[@]})) || die "$COMPOSE_FILE_ARG names no service"
 
 timings=()
 step_started=$SECONDS
@@ -54,10 +66,10 @@ cargo test --locked --workspace --test smoke --no-run >&2
 timed "build the smoke test"
 
 trap finish EXIT
-log "compose up (${compose[*]}, project $COMPOSE_PROJECT_NAME, address $ADDRESS)"
+log "compose up (${compose[*]}, project $COMPOSE_PROJECT_NAME, ${#SERVICES[@]} services)"
 up_started=$SECONDS
 # docker-compose 1.29 returns once the services chat-service depends on
-# are healthy; v2 may return sooner. The loop below waits for all four.
+# are healthy; v2 may return sooner. The loop below waits for all.
 "${compose[@]}" up -d >&2
 timed "compose up -d"
 
@@ -82,9 +94,54 @@ done
 timed "then all healthy"
 timings+=("$(printf '%-28s %4ss' "up to all healthy" "$((SECONDS - up_started))")")
 
-log "smoke test against $URL"
-E2E_TARGET_URL=$URL cargo test --locked --workspace --test smoke -- --nocapture >&2
+# After a Kafka node's SIGKILL: waits until a live broker's metadata no
+# longer lists the dead ones (the controllers fenced them and moved their
+# partitions' leadership), so the second smoke test measures the cluster
+# after the failover, not during it. kafka-N is on REPL_HOST_N (127.0.0.N).
+kafka_settled() {
+  local dead=0 live=() service n out deadline=$((SECONDS + 60))
+  for service in "${SERVICES[@]}"; do
+    [[ $service =~ ^kafka-([0-9]+)$ ]] || continue
+    n=${BASH_REMATCH[1]}
+    if [[ " ${KILL[*]} " == *" $service "* ]]; then dead=$((dead + 1)); else
+      host_var=REPL_HOST_$n
+      live+=("${!host_var:-127.0.0.$n}")
+    fi
+  done
+  ((dead)) || return 0
+  ((${#live[@]})) || die "every Kafka node is dead"
+  local want=${#live[@]}
+  while :; do
+    out=$(python3 stack/probe.py kafka-cluster "${live[0]}" "${KAFKA_PORT:-9092}" --timeout 3 2>&1 || true)
+    [[ $out == *" brokers=$want "* ]] && { log "kafka: $out"; return 0; }
+    ((SECONDS < deadline)) || die "Kafka did not drop the dead nodes within 60 s: $out"
+    sleep 0.2
+  done
+}
+
+smoke() {
+  local url
+  for url in "${URLS[@]}"; do
+    log "smoke test against $url"
+    E2E_TARGET_URL=$url cargo test --locked --workspace --test smoke -- --nocapture >&2
+  done
+}
+smoke
 timed "smoke test"
+
+if ((${#KILL[@]})); then
+  log "SIGKILL ${KILL[*]}, then the smoke test again with them dead"
+  for service in "${KILL[@]}"; do
+    id=$("${compose[@]}" ps -q "$service")
+    [[ -n $id ]] || die "no container for $service"
+    # `restart: unless-stopped` would bring it back: stop that first.
+    docker update --restart=no "$id" >/dev/null
+    docker kill --signal KILL "$id" >/dev/null
+  done
+  kafka_settled
+  smoke
+  timed "smoke test, ${KILL[*]} dead"
+fi
 
 log "memory once idle (10 s after the test)"
 sleep 10
