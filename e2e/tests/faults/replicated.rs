@@ -259,11 +259,11 @@ async fn when_one_of_three_cassandra_nodes_is_killed_under_traffic_no_client_not
 /// clients' metadata refresh (`KAFKA_METADATA_REFRESH_MS`, 250 ms) bounds
 /// how long librdkafka may leave the partition on its internal broker
 /// after the leader moved (it otherwise waits for its 1 s topic scan:
-/// delivery p99 1.55 to 2.20 s in four runs, 0.73 to 1.13 s with it in
-/// ten). The test holds the service to the contract (every message
+/// delivery p99 1.55 to 2.20 s in four runs, 0.68 to 1.13 s with it in
+/// twelve). The test holds the service to the contract (every message
 /// answered within 2 s, nothing lost, silent, duplicated or out of order,
 /// only `chat_503` refusals) and to the p99 bound, and prints the
-/// refusals: 0 in nine of those ten runs; in one, a follower took 1.2 s
+/// refusals: 0 in twelve runs of thirteen; in one, a follower took 1.2 s
 /// to follow the new leader, `acks=all` waited for it, and the publishes
 /// of the first 1.4 s after the kill timed out (66 `chat_503`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
