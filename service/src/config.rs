@@ -273,7 +273,7 @@ pub struct KafkaSettings {
     /// the partition on its internal broker after the new leader is known,
     /// until its 1 s topic scan looks again; a refresh moves it at once
     /// (docs/SCALING.md: the delivery p99 of a leader's death 1.55-2.20 s
-    /// without, 0.73-0.92 s with). A request every 250 ms per client.
+    /// without, 0.68-1.13 s with). A request every 250 ms per client.
     pub metadata_refresh: Duration,
     /// librdkafka's `debug` contexts for every Kafka client, logged at
     /// debug level (`KAFKA_DEBUG`, e.g. `broker,topic,metadata`; unset: none).
