@@ -108,7 +108,7 @@ SMOKE_REPLICATED := SMOKE_COMPOSE_FILE=docker-compose.replicated.yml \
 	COMPOSE_PROJECT_NAME=chat-service-smoke-replicated \
 	SMOKE_URLS="http://127.0.0.1:3000 http://127.0.0.2:3000" SMOKE_KILL="kafka-2 cassandra-3" \
 	bash docker/smoke.sh
-compose-smoke-replicated: docker-images ## The same on docker-compose.replicated.yml (12 containers), then again with kafka-2 and cassandra-3 SIGKILLed
+compose-smoke-replicated: docker-images ## The same on docker-compose.replicated.yml (13 containers), then again with kafka-2 and cassandra-3 SIGKILLed
 	$(SMOKE_REPLICATED)
 .PHONY: test-docker
 test-docker: docker-engine browser ## The e2e suite and the fault tests on containers (testcontainers, E2E_STACK=docker), then the compose smoke tests (single and replicated)

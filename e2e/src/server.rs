@@ -190,7 +190,8 @@ impl TestServer {
                 std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".to_owned()),
             )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            // librdkafka's debug contexts, when a run asks for them.
+            // librdkafka's debug contexts and the leaders' refresh, when a
+            // run sets them (e.g. to compare librdkafka's own refresh).
             .envs(std::env::var("KAFKA_DEBUG").map(|contexts| ("KAFKA_DEBUG", contexts)))
             .envs(
                 std::env::var("KAFKA_METADATA_REFRESH_MS")
