@@ -192,6 +192,7 @@ async fn a_catch_up_holds_at_most_its_bound_of_live_messages(backend: Backend) {
     let before = server.metric("process_resident_memory_bytes").await / MIB;
 
     let session = PollingSession::open(api.base(), &alice.user.token).await;
+    session.answer_first_ping().await;
     let posted = session.post(join_since(1, &room, &history[0])).await;
     assert_eq!(posted, Ok(200));
     // The replay has read the history, filled the socket's 32 and waits:
@@ -253,6 +254,7 @@ async fn a_replay_to_a_client_that_does_not_read_ends_within_its_time(backend: B
     .await;
 
     let session = PollingSession::open(api.base(), &alice.user.token).await;
+    session.answer_first_ping().await;
     let started = tokio::time::Instant::now();
     let posted = session.post(join_since(1, &room, &history[0])).await;
     assert_eq!(posted, Ok(200));

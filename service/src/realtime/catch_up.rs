@@ -13,11 +13,12 @@
 //!    stored before it (a message is delivered only once stored);
 //! 2. reads the history newer than `since`: it holds every message stored
 //!    before step 1, so every message is in the history, recorded, or both;
-//! 3. emits the history, oldest first;
+//! 3. emits the history, oldest first, then what was recorded so far but
+//!    not replayed (by id: a message can be in both), each waiting for
+//!    room in the socket's buffer, until nothing more was recorded;
 //! 4. under the write side again (no delivery in flight): emits what was
-//!    recorded but not replayed in step 3 (by id: a message can be in
-//!    both), then joins the socket to the room and unregisters it. Later
-//!    deliveries reach it live.
+//!    recorded since, then joins the socket to the room and unregisters
+//!    it. Later deliveries reach it live.
 //!
 //! A message stored after step 2 is delivered after step 1, so it is
 //! recorded; one delivered before step 1 is in the history. Nothing falls
@@ -349,6 +350,17 @@ impl CatchUps {
         kept.report();
     }
 
+    /// Step 3b: takes what was recorded for `pending` so far, in delivery
+    /// order, to be emitted paced like the replay; `None` when its socket
+    /// left the room meanwhile. What is recorded later comes in a later
+    /// call, or in [`Self::finish`].
+    pub fn take_held(&self, pending: &Pending) -> Option<Vec<Recorded>> {
+        if pending.cancelled.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(Self::release(pending))
+    }
+
     /// Gives up on `pending` (the history could not be read).
     pub async fn abandon(&self, room: RoomId, pending: &Arc<Pending>) {
         Self::unregister(&mut *self.rooms.write().await, room, pending);
@@ -433,6 +445,46 @@ mod tests {
             .record(&delivery(room, after, None));
         assert!(pending.recorded.lock().unwrap().is_empty());
         assert!(catch_ups.rooms.read().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn what_is_held_is_taken_in_order_and_what_comes_later_goes_to_the_end() {
+        let ids = MessageIdGenerator::new(1);
+        let room = RoomId::random();
+        let catch_ups = CatchUps::default();
+        let pending = catch_ups
+            .start(room, "s1".to_owned(), MessageId::from_i64(1).unwrap())
+            .await
+            .unwrap();
+        let (first, second, later) = (ids.next_id(), ids.next_id(), ids.next_id());
+        {
+            let delivering = catch_ups.delivering().await;
+            delivering.record(&delivery(room, first, None));
+            delivering.record(&delivery(room, second, None));
+        }
+        let taken = |held: Option<Vec<Recorded>>| -> Vec<MessageId> {
+            held.expect("not cancelled").iter().map(|r| r.id).collect()
+        };
+        assert_eq!(taken(catch_ups.take_held(&pending)), vec![first, second]);
+        assert!(taken(catch_ups.take_held(&pending)).is_empty());
+        catch_ups
+            .delivering()
+            .await
+            .record(&delivery(room, later, None));
+        let mut handed = Vec::new();
+        catch_ups
+            .finish(room, &pending, HashSet::new(), |recorded, _| {
+                handed = recorded.iter().map(|r| r.id).collect();
+            })
+            .await;
+        assert_eq!(handed, vec![later]);
+
+        let left = catch_ups
+            .start(room, "s2".to_owned(), MessageId::from_i64(1).unwrap())
+            .await
+            .unwrap();
+        catch_ups.cancel(room, "s2").await;
+        assert!(catch_ups.take_held(&left).is_none(), "it left the room");
     }
 
     #[tokio::test]

@@ -187,13 +187,35 @@ async fn catch_up<A: Adapter>(
     replay.truncate(MAX_REPLAY);
     let mut replayed = HashSet::with_capacity(replay.len());
     let replay_ends = tokio::time::Instant::now() + state.catch_ups.replay_within();
+    let mut written = true;
     for message in &replay {
         if !emit_paced(socket, message, replay_ends).await {
-            complete = false;
+            written = false;
             break;
         }
         replayed.insert(message.id);
     }
+    // Step 3b: what was held meanwhile waits for room too. The replay has
+    // just filled the buffer, so emitted at once in step 4 some of it
+    // would be dropped while the client is reading. Within the replay's
+    // time: a busy room could keep this from ever ending.
+    while written && tokio::time::Instant::now() < replay_ends {
+        let held = state.catch_ups.take_held(&pending).unwrap_or_default();
+        if held.is_empty() {
+            break;
+        }
+        // A member who left the group while this ran gets no more of it.
+        if !matches!(state.membership.audience_of(room, user).await, Ok(Some(_))) {
+            break;
+        }
+        for delivery in held.iter().filter(|d| !replayed.contains(&d.id)) {
+            if !emit_paced(socket, &delivery.reply, replay_ends).await {
+                written = false;
+                break;
+            }
+        }
+    }
+    complete &= written;
     // A member who left the group while this ran is not joined back.
     let still_member = matches!(state.membership.audience_of(room, user).await, Ok(Some(_)));
     state
