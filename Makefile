@@ -167,6 +167,10 @@ profile: ## Flame graph of the service under load on the local stack (~1.5 min):
 	@command -v inferno-flamegraph >/dev/null || cargo install inferno --locked
 	bash loadtest/profile.sh $(LOAD_ARGS)
 
+.PHONY: socket-memory
+socket-memory: ## Resident memory per idle socket (SOCKETS=2000; HEAPTRACK=1 adds the heap's stacks at its peak)
+	bash loadtest/socket-memory.sh
+
 # The capacity curve: 2,000 chatters by default; LOAD_CAPACITY_START,
 # LOAD_CAPACITY_STEP, LOAD_CAPACITY_MAX, ... pass through the environment.
 CAPACITY_USERS ?= 2000

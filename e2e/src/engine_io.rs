@@ -82,6 +82,23 @@ impl RawWebSocket {
         args[0].clone()
     }
 
+    /// Reads until `deadline`, answering pings, as an idle client does;
+    /// false when the server closed the connection first.
+    pub async fn idle_until(&mut self, deadline: Instant) -> bool {
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return true,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return false,
+                Ok(Some(Ok(Message::Text(packet)))) if packet.as_str() == "2" => {
+                    if self.send_frame("3".to_owned()).await.is_err() {
+                        return false;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// Whether the server closes the connection within `timeout` (a close
     /// frame, the end of the stream or a reset all count). Whatever arrives
     /// before is skipped.

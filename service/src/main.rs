@@ -4,6 +4,9 @@ use service::{config::Settings, startup, telemetry};
 
 /// glibc's malloc took about 15 % of the service's CPU under load (the
 /// flame graph of `make profile`); mimalloc costs a fraction of that.
+/// The feature `system-allocator` keeps glibc's, for heap profilers that
+/// watch `malloc` (heaptrack; `make socket-memory`).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
