@@ -14,6 +14,7 @@ use super::{
     mend,
     redis_driver::{AdapterHealth, HealingDriver},
     relay::Relay,
+    request_head,
     socket_fanout::SocketFanout,
     RealtimeState, NAMESPACE,
 };
@@ -27,9 +28,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Serves Socket.IO on `router`'s port.
+    /// Serves Socket.IO on `router`'s port, each socket's request head
+    /// copied out of its connection's read buffer first.
     pub fn serve_on(self, router: axum::Router) -> axum::Router {
-        (self.layer)(router)
+        (self.layer)(router).layer(axum::middleware::map_request(
+            |request: axum::extract::Request| async { request_head::compact(request) },
+        ))
     }
 }
 

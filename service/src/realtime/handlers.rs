@@ -98,8 +98,10 @@ const SEND_QUEUE: usize = 256;
 const ANSWER_WITHIN: Duration = Duration::from_millis(1_500);
 
 /// A `message` waiting for its turn: when it came, its payload, its size
-/// as counted against [`QUEUED_BYTES`], and where its answer goes.
-type Queued<A> = (Instant, Result<Value, ParserError>, usize, Responder<A>);
+/// as counted against [`QUEUED_BYTES`], and where its answer goes. Boxed:
+/// the queue allocates room for 32 entries as it is made, so every
+/// socket, idle or not, would hold 32 of them (3 KiB, heaptrack).
+type Queued<A> = Box<(Instant, Result<Value, ParserError>, usize, Responder<A>)>;
 
 /// Bytes of `message` payloads one socket may have waiting (about: see
 /// [`approx_size`]); past it a `message` is `rate_limited` on arrival. With
@@ -149,8 +151,11 @@ impl<A: Adapter> MessageHandler<A, InOrder<A>> for InOrder<A> {
             self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             return refuse(respond);
         }
-        if let Err(full) = self.queue.try_send((arrived, payload, size, respond)) {
-            let (_, _, size, respond) = full.into_inner();
+        if let Err(full) = self
+            .queue
+            .try_send(Box::new((arrived, payload, size, respond)))
+        {
+            let (_, _, size, respond) = *full.into_inner();
             self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             refuse(respond);
         }
@@ -272,7 +277,8 @@ async fn send_in_order<A: Adapter>(
     mut pending: mpsc::Receiver<Queued<A>>,
     queued_bytes: Arc<AtomicUsize>,
 ) {
-    while let Some((arrived, payload, size, respond)) = pending.recv().await {
+    while let Some(queued) = pending.recv().await {
+        let (arrived, payload, size, respond) = *queued;
         queued_bytes.fetch_sub(size, Ordering::AcqRel);
         let span = tracing::info_span!(
             "socket.message",
@@ -281,7 +287,9 @@ async fn send_in_order<A: Adapter>(
             message_id = field::Empty,
         );
         let room = payload.as_ref().ok().and_then(room_hint);
-        let sent = send(&state, user, origin.clone(), payload).instrument(span);
+        // Boxed, so that the task of an idle socket stays small (the send
+        // is most of its size).
+        let sent = Box::pin(send(&state, user, origin.clone(), payload).instrument(span));
         match tokio::time::timeout_at(arrived + ANSWER_WITHIN, sent).await {
             Ok(Ok(accepted)) => respond.ok(&json!({
                 "status": "accepted",
