@@ -43,8 +43,12 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 target/debug/examples/idle_sockets "$base" "$sockets" "$hold"
-# heaptrack's child is the service: stop it, not only the wrapper.
-pkill -INT -f "^target/release/chat-service" 2>/dev/null || kill -INT $service
+if [[ ${HEAPTRACK:-0} == 1 ]]; then
+  # heaptrack runs the service as its child and ends when it does.
+  pkill -INT -P $service -f "^target/release/chat-service"
+else
+  kill -INT $service
+fi
 wait $service || true
 trap - EXIT
 if [[ ${HEAPTRACK:-0} == 1 ]]; then

@@ -11,25 +11,11 @@
 
 use std::time::Duration;
 
-use e2e::{engine_io::RawWebSocket, Api};
+use e2e::{engine_io::RawWebSocket, server::metric_at as metric, Api};
 use tokio::time::Instant;
 
 /// Sockets opened at once.
 const AT_ONCE: usize = 50;
-
-/// A gauge of the service's `/metrics` (0 when it is not there yet).
-async fn metric(base: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics request")
-        .text()
-        .await
-        .expect("metrics body");
-    let prefix = format!("{name} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-        .map_or(0.0, |value| value.trim().parse().expect("a number"))
-}
 
 async fn resident_mib(base: &str) -> f64 {
     metric(base, "process_resident_memory_bytes").await / 1024.0 / 1024.0

@@ -44,6 +44,21 @@ pub fn controls_processes() -> bool {
     true
 }
 
+/// The value of metric `name` (a series without labels) on the
+/// `/metrics` of the service at `base`; 0 while it has not reported it.
+pub async fn metric_at(base: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics request")
+        .text()
+        .await
+        .expect("metrics body");
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map_or(0.0, |value| value.trim().parse().expect("a metric value"))
+}
+
 /// A running `chat-service` process (or the external deployment of
 /// `E2E_TARGET_URL`). Stopped when dropped; its log is printed if the test
 /// is failing (or always with `TEST_LOG=1`).
@@ -154,16 +169,7 @@ impl TestServer {
     /// The value of metric `name` (a series without labels) on its
     /// `/metrics`; 0 while the service has not reported it.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.url()))
-            .await
-            .expect("metrics request")
-            .text()
-            .await
-            .expect("metrics body");
-        let prefix = format!("{name} ");
-        text.lines()
-            .find_map(|line| line.strip_prefix(prefix.as_str()))
-            .map_or(0.0, |value| value.trim().parse().expect("a metric value"))
+        metric_at(&self.url(), name).await
     }
 
     /// The log lines so far.

@@ -199,13 +199,15 @@ async fn catch_up<A: Adapter>(
     // just filled the buffer, so emitted at once in step 4 some of it
     // would be dropped while the client is reading. Within the replay's
     // time: a busy room could keep this from ever ending.
+    let mut left_group = false;
     while written && tokio::time::Instant::now() < replay_ends {
         let held = state.catch_ups.take_held(&pending).unwrap_or_default();
         if held.is_empty() {
             break;
         }
         // A member who left the group while this ran gets no more of it.
-        if !matches!(state.membership.audience_of(room, user).await, Ok(Some(_))) {
+        left_group = !is_member(state, room, user).await;
+        if left_group {
             break;
         }
         for delivery in held.iter().filter(|d| !replayed.contains(&d.id)) {
@@ -217,7 +219,7 @@ async fn catch_up<A: Adapter>(
     }
     complete &= written;
     // A member who left the group while this ran is not joined back.
-    let still_member = matches!(state.membership.audience_of(room, user).await, Ok(Some(_)));
+    let still_member = !left_group && is_member(state, room, user).await;
     state
         .catch_ups
         .finish(room, &pending, replayed.clone(), |recorded, ended| {
@@ -238,6 +240,12 @@ async fn catch_up<A: Adapter>(
     metrics::counter!("catch_ups_total").increment(1);
     metrics::counter!("catch_up_replayed_total").increment(replayed.len() as u64);
     Ok(json!({ "status": "ok", "replayed": replayed.len(), "complete": complete }))
+}
+
+/// Whether `user` is a member of `room` now (a store that does not
+/// answer counts as no: the catch-up then neither sends more nor joins).
+async fn is_member(state: &RealtimeState, room: RoomId, user: UserId) -> bool {
+    matches!(state.membership.audience_of(room, user).await, Ok(Some(_)))
 }
 
 /// How long a replay waits for a client that does not read.
