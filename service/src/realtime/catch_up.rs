@@ -26,7 +26,8 @@
 //! stored before step 2 can still reach this instance after step 4 (the
 //! relay from the instance that stored it takes a moment): it was
 //! replayed, so the socket is left out of its live `reply` (the replayed
-//! ids are kept for that, as long as `seen` remembers ids).
+//! ids are kept for that, as long as `seen` remembers ids: see
+//! [`super::replayed`]).
 //!
 //! While a socket catches up on a room, a plain `join` of it has nothing
 //! to do, a second `join` with `since` is refused, and a `leave` makes the
@@ -40,12 +41,13 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::value::RawValue;
 use tokio::sync::{RwLock, RwLockReadGuard};
 
+use super::replayed::Replays;
 use crate::{
     config::CatchUpBounds,
     domain::{MessageId, RoomId},
@@ -80,21 +82,6 @@ pub struct Pending {
 
 type Registry = HashMap<RoomId, Vec<Arc<Pending>>>;
 
-/// How long a socket that caught up is kept from getting live what it
-/// was replayed: as long as the fan-out remembers a message (`seen`),
-/// which outlasts any delivery still on its way (a relay held through a
-/// Redis outage, too).
-const REPLAYED_FOR: Duration = super::seen::WINDOW;
-
-/// What one socket was replayed, so the live stream does not bring it
-/// again: the ids, and everything up to `since`, which the client had.
-struct Replayed {
-    socket: String,
-    since: MessageId,
-    ids: HashSet<MessageId>,
-    until: Instant,
-}
-
 /// How a catch-up's recording ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ended {
@@ -109,72 +96,13 @@ pub struct Ended {
 pub struct CatchUps {
     rooms: RwLock<Registry>,
     /// Written under the write side of `rooms`, read under its read side.
-    replayed: Mutex<Kept>,
+    replayed: Replays,
     bounds: CatchUpBounds,
 }
 
 impl Default for CatchUps {
     fn default() -> Self {
         Self::new(CatchUpBounds::default())
-    }
-}
-
-/// What sockets were replayed, by room, and how many ids that is (an id
-/// counts one, and each socket's `since` one more).
-#[derive(Default)]
-struct Kept {
-    rooms: HashMap<RoomId, Vec<Replayed>>,
-    ids: usize,
-}
-
-impl Replayed {
-    fn size(&self) -> usize {
-        self.ids.len() + 1
-    }
-}
-
-impl Kept {
-    /// Drops the entries `drop` picks, keeping the count.
-    fn drop_where(&mut self, mut drop: impl FnMut(&Replayed) -> bool) {
-        let mut dropped = 0;
-        self.rooms.retain(|_, sockets| {
-            sockets.retain(|r| {
-                let gone = drop(r);
-                if gone {
-                    dropped += r.size();
-                }
-                !gone
-            });
-            !sockets.is_empty()
-        });
-        self.ids -= dropped;
-    }
-
-    /// Drops the entry that expires first; false when there is none.
-    fn drop_oldest(&mut self) -> bool {
-        let oldest = self
-            .rooms
-            .iter()
-            .flat_map(|(room, sockets)| {
-                sockets
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, r)| (*room, i, r.until))
-            })
-            .min_by_key(|(_, _, until)| *until);
-        let Some((room, index, _)) = oldest else {
-            return false;
-        };
-        let sockets = self.rooms.get_mut(&room).expect("just found");
-        self.ids -= sockets.swap_remove(index).size();
-        if sockets.is_empty() {
-            self.rooms.remove(&room);
-        }
-        true
-    }
-
-    fn report(&self) {
-        metrics::gauge!("catch_up_kept_ids").set(self.ids as f64);
     }
 }
 
@@ -188,20 +116,7 @@ impl Delivering<'_> {
     /// instance that stored it takes a moment, or longer through a Redis
     /// outage.)
     pub fn replayed_to(&self, delivery: &Delivery) -> Vec<String> {
-        let replayed = self.1.replayed.lock_or_recover();
-        replayed
-            .rooms
-            .get(&delivery.room_id)
-            .map(|sockets| {
-                sockets
-                    .iter()
-                    .filter(|r| {
-                        delivery.message_id <= r.since || r.ids.contains(&delivery.message_id)
-                    })
-                    .map(|r| r.socket.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.1.replayed.spared(delivery)
     }
 
     /// Records `delivery` for the sockets catching up on its room (but the
@@ -235,7 +150,7 @@ impl CatchUps {
     pub fn new(bounds: CatchUpBounds) -> Self {
         Self {
             rooms: RwLock::default(),
-            replayed: Mutex::default(),
+            replayed: Replays::new(bounds.max_kept_ids),
             bounds,
         }
     }
@@ -307,7 +222,8 @@ impl CatchUps {
     ) {
         let mut rooms = self.rooms.write().await;
         Self::unregister(&mut rooms, room, pending);
-        self.keep(room, pending, replayed);
+        self.replayed
+            .keep(room, &pending.socket, pending.since, replayed);
         let recorded = Self::release(pending);
         finish(
             recorded,
@@ -318,36 +234,9 @@ impl CatchUps {
         );
     }
 
-    /// Keeps what `pending`'s socket was replayed, replacing what an
-    /// earlier catch-up of the same room kept, dropping what expired and,
-    /// past [`CatchUpBounds::max_kept_ids`], the oldest.
-    fn keep(&self, room: RoomId, pending: &Pending, ids: HashSet<MessageId>) {
-        let mut kept = self.replayed.lock_or_recover();
-        let now = Instant::now();
-        kept.drop_where(|r| r.until <= now);
-        let sockets = kept.rooms.entry(room).or_default();
-        let earlier = sockets
-            .iter()
-            .position(|r| r.socket == pending.socket)
-            .map(|i| sockets.swap_remove(i).size());
-        let replayed = Replayed {
-            socket: pending.socket.clone(),
-            since: pending.since,
-            ids,
-            until: now + REPLAYED_FOR,
-        };
-        let size = replayed.size();
-        sockets.push(replayed);
-        kept.ids = kept.ids + size - earlier.unwrap_or(0);
-        while kept.ids > self.bounds.max_kept_ids && kept.drop_oldest() {}
-        kept.report();
-    }
-
     /// `socket` is gone: what it was replayed need not be kept.
     pub fn forget(&self, socket: &str) {
-        let mut kept = self.replayed.lock_or_recover();
-        kept.drop_where(|r| r.socket == socket);
-        kept.report();
+        self.replayed.forget(socket);
     }
 
     /// Step 3b: takes what was recorded for `pending` so far, in delivery
@@ -541,40 +430,5 @@ mod tests {
         assert!(delivering
             .replayed_to(&delivery(room, ids.next_id(), None))
             .is_empty());
-    }
-
-    #[tokio::test]
-    async fn what_sockets_were_replayed_is_bounded_and_forgotten_when_they_go() {
-        let ids = MessageIdGenerator::new(1);
-        let catch_ups = CatchUps::default();
-        let per_socket = 50_000;
-        for socket in 0..6 {
-            let room = RoomId::random();
-            let name = format!("s{socket}");
-            let pending = catch_ups
-                .start(room, name.clone(), ids.next_id())
-                .await
-                .unwrap();
-            let replayed = (0..per_socket).map(|_| ids.next_id()).collect();
-            catch_ups.finish(room, &pending, replayed, |_, _| {}).await;
-        }
-        let kept = |catch_ups: &CatchUps| -> Vec<String> {
-            let kept = catch_ups.replayed.lock().unwrap();
-            let mut sockets: Vec<_> = kept
-                .rooms
-                .values()
-                .flatten()
-                .map(|r| r.socket.clone())
-                .collect();
-            sockets.sort();
-            sockets
-        };
-        assert_eq!(
-            kept(&catch_ups),
-            ["s3", "s4", "s5"],
-            "the oldest dropped first"
-        );
-        catch_ups.forget("s4");
-        assert_eq!(kept(&catch_ups), ["s3", "s5"]);
     }
 }

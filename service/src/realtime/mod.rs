@@ -36,6 +36,7 @@ pub mod mend;
 pub mod payload;
 pub mod redis_driver;
 pub mod relay;
+pub mod replayed;
 mod request_head;
 pub mod respond;
 pub mod seen;
