@@ -49,6 +49,22 @@ pub struct Delivery {
     pub reply: Box<RawValue>,
 }
 
+#[cfg(test)]
+impl Delivery {
+    /// A delivery of message `id` in `room` by a random author, sent from
+    /// `origin` (a socket id), for tests.
+    pub fn for_test(room: RoomId, id: MessageId, origin: Option<&str>) -> Self {
+        Delivery {
+            message_id: id,
+            room_id: room,
+            author_id: UserId::random(),
+            inbox: Vec::new(),
+            origin_socket: origin.map(str::to_owned),
+            reply: serde_json::value::to_raw_value(&id.to_string()).unwrap(),
+        }
+    }
+}
+
 /// An emit failed (the adapter could not reach Redis, for one).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("emit failed: {0}")]

@@ -203,10 +203,10 @@ async fn a_catch_up_holds_at_most_its_bound_of_live_messages(backend: Backend) {
     // the bound. One delivered only once the client reads would come
     // after the 5 were emitted, and be held in their place (CI, once).
     // A delivery records for the catch-up before it notifies.
-    let newest = live[9].clone();
+    let newest = &live[9];
     alice
         .socket
-        .expect_event("notification", |n| n["content"]["messageId"] == newest)
+        .expect_event("notification", |n| n["content"]["messageId"] == *newest)
         .await;
     assert_eq!(server.metric("catch_up_held_deliveries").await, 5.0);
     assert_eq!(server.metric("catch_up_replays_waiting").await, 1.0);

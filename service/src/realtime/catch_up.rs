@@ -278,18 +278,7 @@ impl CatchUps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MessageIdGenerator, UserId};
-
-    fn delivery(room: RoomId, id: MessageId, origin: Option<&str>) -> Delivery {
-        Delivery {
-            message_id: id,
-            room_id: room,
-            author_id: UserId::random(),
-            inbox: Vec::new(),
-            origin_socket: origin.map(str::to_owned),
-            reply: serde_json::value::to_raw_value(&id.to_string()).unwrap(),
-        }
-    }
+    use crate::domain::MessageIdGenerator;
 
     #[tokio::test]
     async fn deliveries_are_recorded_only_while_catching_up_and_not_for_their_sender() {
@@ -300,7 +289,7 @@ mod tests {
         catch_ups
             .delivering()
             .await
-            .record(&delivery(room, before, None));
+            .record(&Delivery::for_test(room, before, None));
 
         let pending = catch_ups
             .start(room, "s1".to_owned(), MessageId::from_i64(1).unwrap())
@@ -314,9 +303,9 @@ mod tests {
         let (mine, theirs, elsewhere) = (ids.next_id(), ids.next_id(), ids.next_id());
         {
             let delivering = catch_ups.delivering().await;
-            delivering.record(&delivery(room, mine, Some("s1")));
-            delivering.record(&delivery(room, theirs, Some("s2")));
-            delivering.record(&delivery(other, elsewhere, None));
+            delivering.record(&Delivery::for_test(room, mine, Some("s1")));
+            delivering.record(&Delivery::for_test(room, theirs, Some("s2")));
+            delivering.record(&Delivery::for_test(other, elsewhere, None));
         }
         let mut handed = Vec::new();
         catch_ups
@@ -331,7 +320,7 @@ mod tests {
         catch_ups
             .delivering()
             .await
-            .record(&delivery(room, after, None));
+            .record(&Delivery::for_test(room, after, None));
         assert!(pending.recorded.lock().unwrap().is_empty());
         assert!(catch_ups.rooms.read().await.is_empty());
     }
@@ -348,8 +337,8 @@ mod tests {
         let (first, second, later) = (ids.next_id(), ids.next_id(), ids.next_id());
         {
             let delivering = catch_ups.delivering().await;
-            delivering.record(&delivery(room, first, None));
-            delivering.record(&delivery(room, second, None));
+            delivering.record(&Delivery::for_test(room, first, None));
+            delivering.record(&Delivery::for_test(room, second, None));
         }
         let taken = |held: Option<Vec<Recorded>>| -> Vec<MessageId> {
             held.expect("not cancelled").iter().map(|r| r.id).collect()
@@ -359,7 +348,7 @@ mod tests {
         catch_ups
             .delivering()
             .await
-            .record(&delivery(room, later, None));
+            .record(&Delivery::for_test(room, later, None));
         let mut handed = Vec::new();
         catch_ups
             .finish(room, &pending, HashSet::new(), |recorded, _| {
@@ -406,9 +395,9 @@ mod tests {
         let pending = catch_ups.start(room, "s1".to_owned(), since).await.unwrap();
         {
             let delivering = catch_ups.delivering().await;
-            delivering.record(&delivery(room, had, None));
+            delivering.record(&Delivery::for_test(room, had, None));
             for _ in 0..CatchUpBounds::default().max_held + 5 {
-                delivering.record(&delivery(room, ids.next_id(), None));
+                delivering.record(&Delivery::for_test(room, ids.next_id(), None));
             }
         }
         let (mut count, mut how) = (0, None);
@@ -424,11 +413,11 @@ mod tests {
         // Live, the socket is spared what it had (up to since).
         let delivering = catch_ups.delivering().await;
         assert_eq!(
-            delivering.replayed_to(&delivery(room, had, None)),
+            delivering.replayed_to(&Delivery::for_test(room, had, None)),
             vec!["s1"]
         );
         assert!(delivering
-            .replayed_to(&delivery(room, ids.next_id(), None))
+            .replayed_to(&Delivery::for_test(room, ids.next_id(), None))
             .is_empty());
     }
 }

@@ -167,18 +167,7 @@ impl Replays {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MessageIdGenerator, UserId};
-
-    fn delivery(room: RoomId, id: MessageId) -> Delivery {
-        Delivery {
-            message_id: id,
-            room_id: room,
-            author_id: UserId::random(),
-            inbox: Vec::new(),
-            origin_socket: None,
-            reply: serde_json::value::to_raw_value(&id.to_string()).unwrap(),
-        }
-    }
+    use crate::domain::MessageIdGenerator;
 
     #[test]
     fn a_socket_is_spared_what_it_was_replayed_and_all_up_to_its_since() {
@@ -189,15 +178,22 @@ mod tests {
         let replays = Replays::new(100);
         replays.keep(room, "s1", since, HashSet::from([replayed]));
         for id in [had, since, replayed] {
-            assert_eq!(replays.spared(&delivery(room, id)), ["s1"]);
+            assert_eq!(replays.spared(&Delivery::for_test(room, id, None)), ["s1"]);
         }
-        assert!(replays.spared(&delivery(room, live)).is_empty());
-        assert!(replays.spared(&delivery(other, had)).is_empty());
+        assert!(replays
+            .spared(&Delivery::for_test(room, live, None))
+            .is_empty());
+        assert!(replays
+            .spared(&Delivery::for_test(other, had, None))
+            .is_empty());
 
         // A second catch-up of the room replaces the first.
         replays.keep(room, "s1", live, HashSet::new());
         assert_eq!(replays.ids(), 1);
-        assert_eq!(replays.spared(&delivery(room, live)), ["s1"]);
+        assert_eq!(
+            replays.spared(&Delivery::for_test(room, live, None)),
+            ["s1"]
+        );
     }
 
     #[test]
