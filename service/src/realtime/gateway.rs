@@ -62,6 +62,12 @@ impl AdapterLink {
     }
 }
 
+/// What tungstenite allocates for each websocket's reads up front
+/// (engineioxide asks for 4 KiB). Chat frames are far smaller; a larger
+/// frame still arrives whole, its buffer grown to its length, and only
+/// takes a read per KiB. An idle socket keeps 3 KiB less (docs/PERFORMANCE.md).
+const WS_READ_BUFFER: usize = 1024;
+
 /// A Socket.IO builder whose sockets each have room for `event_buffer`
 /// events waiting to be written (socketioxide's default is 128; past it an
 /// emit to that socket fails: a client that does not read misses events
@@ -82,6 +88,7 @@ impl AdapterLink {
 fn capped_builder(frame_limit: usize, event_buffer: usize) -> SocketIoBuilder {
     SocketIo::builder()
         .max_buffer_size(event_buffer)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .ws_max_frame_size(frame_limit)
         .ws_max_message_size(frame_limit)
         .max_payload(u64::try_from(frame_limit).unwrap_or(u64::MAX))
