@@ -111,7 +111,7 @@ SMOKE_REPLICATED := SMOKE_COMPOSE_FILE=docker-compose.replicated.yml \
 compose-smoke-replicated: docker-images ## The same on docker-compose.replicated.yml (13 containers), then again with kafka-2 and cassandra-3 SIGKILLed
 	$(SMOKE_REPLICATED)
 .PHONY: test-docker
-test-docker: docker-engine browser ## The e2e suite and the fault tests on containers (testcontainers, E2E_STACK=docker), then the compose smoke tests (single and replicated)
+test-docker: docker-engine browser ## The e2e suite's stack tests and the fault tests on containers (testcontainers, E2E_STACK=docker), then the compose smoke tests (single and replicated)
 	$(MAKE) docker-images SERVICE_PROFILE=debug
 	# The in-memory half of the e2e suite has no containers to test, and
 	# `make test` ran it.
