@@ -2,7 +2,13 @@
 //! JSON with `LOG_FORMAT=json`) and the Prometheus recorder behind
 //! `/metrics`.
 
-use std::sync::OnceLock;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        OnceLock,
+    },
+    time::{Duration, Instant},
+};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
@@ -46,4 +52,95 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| builder().build_recorder().handle())
         })
         .clone()
+}
+
+/// The steps one operation went through and when each began, to say where
+/// a slow one spent its time. Holds up to [`Steps::MAX`] steps; later
+/// ones are folded into the last.
+pub struct Steps {
+    began: Instant,
+    steps: [(&'static str, Instant); Steps::MAX],
+    len: usize,
+}
+
+impl Steps {
+    const MAX: usize = 8;
+
+    /// An operation that began at `began`, in a first step `first`.
+    pub fn since(began: Instant, first: &'static str) -> Self {
+        Self {
+            began,
+            steps: [(first, began); Self::MAX],
+            len: 1,
+        }
+    }
+
+    /// The operation moves on to `step` now.
+    pub fn begin(&mut self, step: &'static str) {
+        if self.len < Self::MAX {
+            self.steps[self.len] = (step, Instant::now());
+            self.len += 1;
+        }
+    }
+
+    /// How long the operation has taken so far.
+    pub fn elapsed(&self) -> Duration {
+        self.began.elapsed()
+    }
+
+    /// Each step and how long it took; the last one lasts until now.
+    pub fn durations(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
+        let now = Instant::now();
+        let steps = &self.steps[..self.len];
+        steps.iter().enumerate().map(move |(i, (name, start))| {
+            let end = steps.get(i + 1).map_or(now, |next| next.1);
+            (*name, end.saturating_duration_since(*start))
+        })
+    }
+
+    /// `claim 2ms, publish 1.41s`: the steps that took any time.
+    pub fn describe(&self) -> String {
+        self.durations()
+            .filter(|(_, took)| *took >= Duration::from_millis(1))
+            .map(|(name, took)| format!("{name} {took:.0?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// True at most once a second across the process: lets a warning that
+/// every request of an outage would repeat be logged now and then.
+pub fn warn_now() -> bool {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    LAST.swap(now, Ordering::Relaxed) != now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_end_where_the_next_begins_and_the_last_runs_until_now() {
+        let began = Instant::now() - Duration::from_millis(30);
+        let mut steps = Steps::since(began, "queued");
+        steps.begin("publish");
+        let durations: Vec<_> = steps.durations().collect();
+        assert_eq!(durations.len(), 2);
+        assert_eq!(durations[0].0, "queued");
+        assert!(durations[0].1 >= Duration::from_millis(30));
+        assert_eq!(durations[1].0, "publish");
+        assert!(steps.describe().starts_with("queued "));
+    }
+
+    #[test]
+    fn steps_past_the_cap_fold_into_the_last() {
+        let mut steps = Steps::since(Instant::now(), "first");
+        for _ in 0..20 {
+            steps.begin("more");
+        }
+        assert_eq!(steps.durations().count(), Steps::MAX);
+    }
 }

@@ -92,6 +92,9 @@ struct Watcher {
     task: JoinHandle<ChatSocket>,
 }
 
+/// Answers [`Traffic::wait_steady`] wants in its window, per lane.
+const STEADY_COUNT: usize = 5;
+
 /// Clients at work: paced senders and recording watchers.
 pub struct Traffic {
     clock: Clock,
@@ -223,6 +226,60 @@ impl Traffic {
                     .take(6)
                     .map(|op| (op.lane, op.outcome.clone()))
                     .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the answers of every lane in `lanes` are steady: of the
+    /// messages sent between 2.5 s and 0.5 s ago, at least [`STEADY_COUNT`]
+    /// and one after the other (none still unanswered among them), each
+    /// answered within `within`. A fault test starts its fault then, not
+    /// while a fresh stack's JVMs still warm up (on this 2-core machine a
+    /// cold Kafka takes 100 to 300 ms per `acks=all` publish for the first
+    /// 10 to 15 s, and a pipelining sender's answers queue up behind them).
+    /// Panics after `timeout`, printing each lane's slowest recent answer.
+    pub async fn wait_steady(&self, lanes: &[usize], within: Duration, timeout: Duration) {
+        let started = tokio::time::Instant::now();
+        loop {
+            let now = self.clock.now();
+            let (from, to) = (
+                now.saturating_sub(Duration::from_millis(2500)),
+                now.saturating_sub(Duration::from_millis(500)),
+            );
+            let unsteady: Vec<(usize, usize, Duration)> = {
+                let ops = self.ops.lock().unwrap();
+                lanes
+                    .iter()
+                    .filter_map(|&lane| {
+                        let recent: Vec<&Op> = ops
+                            .iter()
+                            .filter(|op| op.lane == lane && op.sent_at >= from && op.sent_at < to)
+                            .collect();
+                        let slowest = recent
+                            .iter()
+                            .map(|op| op.ended_at.saturating_sub(op.sent_at))
+                            .max()
+                            .unwrap_or(Duration::MAX);
+                        let seqs = recent.iter().map(|op| op.seq);
+                        let span = seqs.clone().max().zip(seqs.min()).map(|(a, b)| a - b + 1);
+                        let steady = recent.len() >= STEADY_COUNT
+                            && span == Some(recent.len())
+                            && slowest <= within;
+                        (!steady).then_some((lane, recent.len(), slowest))
+                    })
+                    .collect()
+            };
+            if unsteady.is_empty() {
+                eprintln!(
+                    "   answers steady (each within {within:?}) after {:.1?}",
+                    started.elapsed()
+                );
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "answers not steady within {timeout:?} (lane, answers in the window, slowest): {unsteady:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

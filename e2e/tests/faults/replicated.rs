@@ -3,7 +3,11 @@
 //! `STACK_TOPOLOGY=replicated stack/stack.sh up`).
 //!
 //! Two instances, pipelining senders on both, sockets connected before the
-//! fault on both. For a Cassandra node and for the Kafka broker that leads
+//! fault on both. The fault comes once every lane's answers are steady
+//! ([`Traffic::wait_steady`]): a CI run killed `cassandra-2` 1.8 s into
+//! the first test on a fresh stack, while a cold Kafka still took 100 to
+//! 300 ms per publish, and 28 answers queued past the deadline. Each run
+//! prints its slow answers and what the instances logged. For a Cassandra node and for the Kafka broker that leads
 //! the busy partition the goal is that clients notice nothing: every
 //! message accepted, none refused, none lost, each delivered once and in
 //! order, `/ready` 200 throughout, and the p99 delivery delay of the
@@ -29,6 +33,11 @@ use crate::{
 
 /// How long the node stays dead while traffic flows.
 const OUTAGE: Duration = Duration::from_secs(20);
+/// What a steady answer takes at most, before the fault (a warm stack's
+/// take 10 to 50 ms here).
+const STEADY_WITHIN: Duration = Duration::from_millis(250);
+/// How long a fresh stack may take to answer steadily.
+const STEADY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Answers a sender may have outstanding.
 const WINDOW: usize = 8;
 /// The contract's bound on an answer.
@@ -36,6 +45,10 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 /// The bound on the p99 delivery delay while a node of a replicated
 /// Cassandra or Kafka is down.
 const P99_WITHIN: Duration = Duration::from_secs(2);
+/// Answers slower than this are printed (a healthy one takes some 20 ms).
+const SLOW_ANSWER: Duration = Duration::from_millis(250);
+/// How many of each instance's warnings a run prints.
+const WARNINGS_SHOWN: usize = 20;
 /// How long deliveries may take to settle after the traffic stops.
 const SETTLE: Duration = Duration::from_secs(60);
 /// How long Sentinel may take to promote the replica.
@@ -75,6 +88,9 @@ async fn node_killed_under_traffic(victim: Victim, name: &str) -> NodeRun {
     let all: Vec<usize> = infos.iter().map(|lane| lane.index).collect();
     traffic
         .wait_accepted(&all, FLOWING, Duration::ZERO, WARM_UP)
+        .await;
+    traffic
+        .wait_steady(&all, STEADY_WITHIN, STEADY_TIMEOUT)
         .await;
 
     let node = match victim {
@@ -140,6 +156,8 @@ async fn node_killed_under_traffic(victim: Victim, name: &str) -> NodeRun {
             op.outcome
         );
     }
+    print_slow_answers(&history.ops);
+    print_warnings(&deployment);
     let fault = (killed_at, back_at);
     eprintln!(
         "== {name}: p50 {:?}, p99 {:?}, max {:?} delivery delay of the messages sent while {node} was down",
@@ -151,6 +169,49 @@ async fn node_killed_under_traffic(victim: Victim, name: &str) -> NodeRun {
         verdict,
         fault,
         ready_statuses,
+    }
+}
+
+/// Prints the answers that took longer than [`SLOW_ANSWER`], lane by lane
+/// as runs of consecutive sends: where a fault cost time, and how much.
+fn print_slow_answers(ops: &[crate::history::Op]) {
+    let mut slow: Vec<&crate::history::Op> = ops
+        .iter()
+        .filter(|op| op.ended_at.saturating_sub(op.sent_at) > SLOW_ANSWER)
+        .collect();
+    slow.sort_by_key(|op| (op.lane, op.seq));
+    let mut runs: Vec<(usize, usize, usize, Duration, Duration, Duration)> = Vec::new();
+    for op in slow {
+        let wait = op.ended_at.saturating_sub(op.sent_at);
+        match runs.last_mut() {
+            Some(run) if run.0 == op.lane && run.2 + 1 == op.seq => {
+                run.2 = op.seq;
+                run.4 = op.sent_at;
+                run.5 = run.5.max(wait);
+            }
+            _ => runs.push((op.lane, op.seq, op.seq, op.sent_at, op.sent_at, wait)),
+        }
+    }
+    for (lane, first, last, from, to, worst) in runs {
+        eprintln!(
+            "   slow answers: lane {lane} seq {first}..={last} sent {from:.2?} to {to:.2?}, slowest {worst:.2?}"
+        );
+    }
+}
+
+/// Prints the first [`WARNINGS_SHOWN`] warnings and errors each instance
+/// logged: what the service saw of the fault.
+fn print_warnings(deployment: &Deployment) {
+    for server in &deployment.servers {
+        let log = server.log();
+        let warnings: Vec<&String> = log
+            .iter()
+            .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+            .collect();
+        eprintln!("   {} logged {} warnings", server.url(), warnings.len());
+        for line in warnings.iter().take(WARNINGS_SHOWN) {
+            eprintln!("     {line}");
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use super::{claims::Claims, node_id::IdSource, now_ms, Bus, BusError, MessageCre
 use crate::{
     domain::{Audience, Message, MessageId, MessageText, RoomId, UserId},
     store::StoreError,
+    telemetry::Steps,
 };
 
 /// Why a message could not be accepted; every case means "try later".
@@ -91,15 +92,23 @@ impl Acceptor {
         }
     }
 
-    /// Accepts `submission`: returns once the bus holds it.
-    pub async fn accept(&self, submission: Submission) -> Result<Accepted, AcceptError> {
+    /// Accepts `submission`: returns once the bus holds it. Its steps are
+    /// noted in `steps`.
+    pub async fn accept(
+        &self,
+        submission: Submission,
+        steps: &mut Steps,
+    ) -> Result<Accepted, AcceptError> {
         let fresh = self.ids.next_id();
         let key = submission
             .client_message_id
             .as_ref()
             .map(|client_id| format!("cmid:{}:{client_id}", submission.author));
         let previous = match &key {
-            Some(key) => self.previous(key, fresh).await?,
+            Some(key) => {
+                steps.begin("claim");
+                self.previous(key, fresh).await?
+            }
             None => Previous::None,
         };
         let (id, resend) = match previous {
@@ -129,12 +138,14 @@ impl Acceptor {
             attempt: 1,
             not_before_ms: 0,
         };
+        steps.begin("publish");
         if let Err(error) = self.bus.publish(&event).await {
             metrics::counter!("messages_failed_total", "stage" => "publish").increment(1);
             // The key stays pending (see the module doc): a resend reuses the id.
             return Err(error.into());
         }
         if let Some(key) = &key {
+            steps.begin("confirm");
             if let Err(error) = self.claims.confirm(key, &id.to_string()).await {
                 // Harmless: a later resend publishes the same id again.
                 tracing::warn!(cause = %error, "cannot confirm the clientMessageId");
@@ -186,6 +197,10 @@ mod tests {
         Acceptor::new(bus, IdSource::fixed(0), claims, Duration::from_secs(60))
     }
 
+    fn steps() -> Steps {
+        Steps::since(std::time::Instant::now(), "test")
+    }
+
     fn submission(author: UserId, client_id: Option<&str>) -> Submission {
         Submission {
             author,
@@ -203,11 +218,11 @@ mod tests {
         let acceptor = acceptor(bus.clone(), Arc::new(MemoryClaims::new(100)));
         let author = UserId::random();
         let first = acceptor
-            .accept(submission(author, Some("c1")))
+            .accept(submission(author, Some("c1")), &mut steps())
             .await
             .unwrap();
         let again = acceptor
-            .accept(submission(author, Some("c1")))
+            .accept(submission(author, Some("c1")), &mut steps())
             .await
             .unwrap();
         assert_eq!(first.id, again.id);
@@ -220,11 +235,11 @@ mod tests {
         let bus = Arc::new(RecordingBus::default());
         let acceptor = acceptor(bus.clone(), Arc::new(MemoryClaims::new(100)));
         let a = acceptor
-            .accept(submission(UserId::random(), Some("c1")))
+            .accept(submission(UserId::random(), Some("c1")), &mut steps())
             .await
             .unwrap();
         let b = acceptor
-            .accept(submission(UserId::random(), Some("c1")))
+            .accept(submission(UserId::random(), Some("c1")), &mut steps())
             .await
             .unwrap();
         assert_ne!(a.id, b.id);
@@ -240,12 +255,12 @@ mod tests {
             ..RecordingBus::default()
         });
         let failed = acceptor(down, claims.clone())
-            .accept(submission(author, Some("c1")))
+            .accept(submission(author, Some("c1")), &mut steps())
             .await;
         assert!(failed.is_err());
         let up = Arc::new(RecordingBus::default());
         let resent = acceptor(up.clone(), claims.clone())
-            .accept(submission(author, Some("c1")))
+            .accept(submission(author, Some("c1")), &mut steps())
             .await
             .unwrap();
         let key = format!("cmid:{author}:c1");
@@ -264,7 +279,7 @@ mod tests {
             .unwrap();
         let bus = Arc::new(RecordingBus::default());
         let accepted = acceptor(bus.clone(), claims.clone())
-            .accept(submission(author, Some("c1")))
+            .accept(submission(author, Some("c1")), &mut steps())
             .await
             .unwrap();
         assert_eq!(accepted.id.to_string(), "123456789");

@@ -32,6 +32,7 @@ use crate::{
     limits::{rate_limit::Bucket, sockets::SocketSlot},
     locks::LockExt,
     pipeline::accept::{Accepted, Submission},
+    telemetry::{self, Steps},
 };
 
 /// Sets up a newly authenticated socket: joins its user's and its own
@@ -287,10 +288,22 @@ async fn send_in_order<A: Adapter>(
             message_id = field::Empty,
         );
         let room = payload.as_ref().ok().and_then(room_hint);
+        let mut steps = Steps::since(arrived.into_std(), "queued");
         // Boxed, so that the task of an idle socket stays small (the send
         // is most of its size).
-        let sent = Box::pin(send(&state, user, origin.clone(), payload).instrument(span));
-        match tokio::time::timeout_at(arrived + ANSWER_WITHIN, sent).await {
+        let sent = Box::pin(
+            send(&state, user, origin.clone(), payload, &mut steps).instrument(span.clone()),
+        );
+        let outcome = tokio::time::timeout_at(arrived + ANSWER_WITHIN, sent).await;
+        let _entered = span.enter();
+        if steps.elapsed() >= SLOW_ANSWER && telemetry::warn_now() {
+            tracing::warn!(
+                steps = %steps.describe(),
+                answered = outcome.is_ok(),
+                "slow message: its answer took long (at most one such line a second)"
+            );
+        }
+        match outcome {
             Ok(Ok(accepted)) => respond.ok(&json!({
                 "status": "accepted",
                 "messageId": accepted.id,
@@ -305,21 +318,27 @@ async fn send_in_order<A: Adapter>(
     }
 }
 
+/// An answer this late is logged with where its time went.
+const SLOW_ANSWER: Duration = Duration::from_millis(500);
+
 async fn send(
     state: &RealtimeState,
     user: UserId,
     origin_socket: String,
     payload: Result<Value, ParserError>,
+    steps: &mut Steps,
 ) -> Result<Accepted, Failure> {
     let value = payload.map_err(|_| Failure::bad_shape())?;
     let room = room_hint(&value);
     let request = parse_message(&value).map_err(|error| Failure::new(error, room))?;
     let room = request.room;
     Span::current().record("room_id", field::display(room));
+    steps.begin("rate");
     if !state.limits.allow_message(user).await {
         metrics::counter!("messages_failed_total", "stage" => "rate_limited").increment(1);
         return Err(Failure::new(SocketError::RateLimited, Some(room)));
     }
+    steps.begin("membership");
     let audience = state
         .membership
         .audience_of(room, user)
@@ -335,14 +354,17 @@ async fn send(
     }
     let accepted = state
         .acceptor
-        .accept(Submission {
-            author: user,
-            audience,
-            room,
-            text: request.text,
-            client_message_id: request.client_message_id,
-            origin_socket,
-        })
+        .accept(
+            Submission {
+                author: user,
+                audience,
+                room,
+                text: request.text,
+                client_message_id: request.client_message_id,
+                origin_socket,
+            },
+            steps,
+        )
         .await
         .map_err(|error| Failure::new(error, Some(room)))?;
     Span::current().record("message_id", field::display(accepted.id));
