@@ -68,7 +68,9 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
 }
 
 /// Creates the three topics with the configured partitions; topics that
-/// already exist are left as they are. Waits for the brokers to answer.
+/// already exist are left as they are. Waits for the brokers to answer,
+/// and for up to [`TOPICS_WITHIN`] while they refuse for a reason that
+/// passes (a broker restarting leaves too few for the replication factor).
 pub async fn create_topics(settings: &KafkaSettings, topics: &Topics) -> anyhow::Result<()> {
     let admin: AdminClient<QuietContext> =
         client_config(settings).create_with_context(QuietContext::default())?;
@@ -81,25 +83,53 @@ pub async fn create_topics(settings: &KafkaSettings, topics: &Topics) -> anyhow:
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let mut delay = Duration::from_millis(500);
+    let give_up = tokio::time::Instant::now() + TOPICS_WITHIN;
     loop {
-        match admin.create_topics(&new, &options).await {
+        let waiting_for = match admin.create_topics(&new, &options).await {
             Ok(results) => {
+                let mut passing = None;
                 for result in results {
                     match result {
                         Ok(name) => tracing::info!(topic = %name, "topic created"),
                         Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) if passes(code) => {
+                            passing = Some(format!("topic {name}: {code}"));
+                        }
                         Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
                     }
                 }
-                return Ok(());
+                match passing {
+                    None => return Ok(()),
+                    Some(passing) if tokio::time::Instant::now() >= give_up => anyhow::bail!(
+                        "Kafka did not create the topics within {TOPICS_WITHIN:?}: {passing}"
+                    ),
+                    Some(passing) => passing,
+                }
             }
-            Err(error) => {
-                tracing::warn!(cause = %error, "waiting for Kafka to create the topics");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
+            Err(error) => error.to_string(),
+        };
+        tracing::warn!(cause = %waiting_for, "waiting for Kafka to create the topics");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// How long an instance starting waits while Kafka refuses its topics for
+/// a reason that passes.
+const TOPICS_WITHIN: Duration = Duration::from_secs(120);
+
+/// Whether a topic's creation failed for a reason that passes: the
+/// cluster has fewer live brokers than the replication factor for now (a
+/// broker restarting, or fenced after a pause), or no controller to ask.
+fn passes(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::InvalidReplicationFactor
+            | RDKafkaErrorCode::NotController
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::BrokerNotAvailable
+            | RDKafkaErrorCode::LeaderNotAvailable
+    )
 }
 
 /// Asks the brokers for a topic's metadata.
