@@ -4,9 +4,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use async_trait::async_trait;
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{
+        mpsc::{self, error::TrySendError},
+        watch,
+    },
     task::JoinHandle,
 };
 
@@ -14,10 +16,11 @@ use super::{
     outage::Stopping,
     process::{ProcessError, Processor, Reading},
     retry::{after_failure, AfterFailure},
-    Bus, BusError, MessageCreated,
+    Bus, BusError, MessageCreated, Publishing,
 };
 
-/// Messages that may wait for the consumer before senders are pushed back.
+/// Messages that may wait for the consumer; past it, a publish is refused
+/// (`chat_503`).
 const QUEUE: usize = 10_000;
 /// Wait before the first store retry; doubled for the next.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
@@ -37,13 +40,17 @@ pub fn channel() -> (InProcessBus, InProcessQueue) {
     (InProcessBus { sender }, InProcessQueue(receiver))
 }
 
-#[async_trait]
 impl Bus for InProcessBus {
-    async fn publish(&self, event: &MessageCreated) -> Result<(), BusError> {
-        self.sender
-            .send(event.clone())
-            .await
-            .map_err(|_| BusError::Unavailable("the in-process consumer has stopped".to_owned()))
+    fn publish(&self, event: &MessageCreated) -> Publishing {
+        // Taken now or refused now: waiting for room could let a later
+        // publish of the same room overtake this one.
+        let taken = self.sender.try_send(event.clone()).map_err(|error| {
+            BusError::Unavailable(match error {
+                TrySendError::Full(_) => "the in-process queue is full".to_owned(),
+                TrySendError::Closed(_) => "the in-process consumer has stopped".to_owned(),
+            })
+        });
+        Box::pin(std::future::ready(taken))
     }
 }
 
