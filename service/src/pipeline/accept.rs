@@ -17,7 +17,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{claims::Claims, node_id::IdSource, now_ms, Bus, BusError, MessageCreated, Publishing};
+use super::{claims::Claims, node_id::IdSource, now_ms, Bus, BusError, MessageCreated};
 use crate::{
     domain::{Audience, Message, MessageId, MessageText, RoomId, UserId},
     store::StoreError,
@@ -61,48 +61,6 @@ pub struct Accepted {
     pub resend: bool,
 }
 
-/// A submission the bus has taken (or a resend of one it holds already).
-pub struct HandedOver {
-    accepted: Accepted,
-    /// `None` for a resend of a published message: nothing to wait for.
-    publishing: Option<Publish>,
-}
-
-/// A publish under way, and the resend key to confirm once it landed.
-struct Publish {
-    acknowledgement: Publishing,
-    confirm: Option<(Arc<dyn Claims>, String)>,
-}
-
-impl HandedOver {
-    /// The message's id.
-    pub fn id(&self) -> MessageId {
-        self.accepted.id
-    }
-
-    /// Waits until the bus holds the message; its steps go on in `steps`.
-    pub async fn acknowledged(self, steps: &mut Steps) -> Result<Accepted, AcceptError> {
-        let Some(publish) = self.publishing else {
-            return Ok(self.accepted);
-        };
-        steps.begin("publish");
-        if let Err(error) = publish.acknowledgement.await {
-            metrics::counter!("messages_failed_total", "stage" => "publish").increment(1);
-            // The key stays pending (see the module doc): a resend reuses the id.
-            return Err(error.into());
-        }
-        if let Some((claims, key)) = &publish.confirm {
-            steps.begin("confirm");
-            if let Err(error) = claims.confirm(key, &self.accepted.id.to_string()).await {
-                // Harmless: a later resend publishes the same id again.
-                tracing::warn!(cause = %error, "cannot confirm the clientMessageId");
-            }
-        }
-        metrics::counter!("messages_accepted_total").increment(1);
-        Ok(self.accepted)
-    }
-}
-
 /// Turns submissions into published messages.
 pub struct Acceptor {
     bus: Arc<dyn Bus>,
@@ -141,21 +99,6 @@ impl Acceptor {
         submission: Submission,
         steps: &mut Steps,
     ) -> Result<Accepted, AcceptError> {
-        self.hand_over(submission, steps)
-            .await?
-            .acknowledged(steps)
-            .await
-    }
-
-    /// The ordered half of [`Acceptor::accept`]: gives `submission` its id,
-    /// checks for a resend and hands it to the bus. Submissions handed
-    /// over one after another keep that order on the bus; their
-    /// acknowledgements may then be awaited side by side.
-    pub async fn hand_over(
-        &self,
-        submission: Submission,
-        steps: &mut Steps,
-    ) -> Result<HandedOver, AcceptError> {
         let fresh = self.ids.next_id();
         let key = submission
             .client_message_id
@@ -171,10 +114,7 @@ impl Acceptor {
         let (id, resend) = match previous {
             Previous::Published(id) => {
                 metrics::counter!("messages_deduplicated_total").increment(1);
-                return Ok(HandedOver {
-                    accepted: Accepted { id, resend: true },
-                    publishing: None,
-                });
+                return Ok(Accepted { id, resend: true });
             }
             Previous::Pending(id) => (id, true),
             Previous::None => (fresh, false),
@@ -198,13 +138,21 @@ impl Acceptor {
             attempt: 1,
             not_before_ms: 0,
         };
-        Ok(HandedOver {
-            accepted: Accepted { id, resend },
-            publishing: Some(Publish {
-                acknowledgement: self.bus.publish(&event),
-                confirm: key.map(|key| (self.claims.clone(), key)),
-            }),
-        })
+        steps.begin("publish");
+        if let Err(error) = self.bus.publish(&event).await {
+            metrics::counter!("messages_failed_total", "stage" => "publish").increment(1);
+            // The key stays pending (see the module doc): a resend reuses the id.
+            return Err(error.into());
+        }
+        if let Some(key) = &key {
+            steps.begin("confirm");
+            if let Err(error) = self.claims.confirm(key, &id.to_string()).await {
+                // Harmless: a later resend publishes the same id again.
+                tracing::warn!(cause = %error, "cannot confirm the clientMessageId");
+            }
+        }
+        metrics::counter!("messages_accepted_total").increment(1);
+        Ok(Accepted { id, resend })
     }
 
     async fn previous(&self, key: &str, fresh: MessageId) -> Result<Previous, StoreError> {
@@ -223,6 +171,8 @@ impl Acceptor {
 mod tests {
     use std::sync::Mutex;
 
+    use async_trait::async_trait;
+
     use super::*;
     use crate::pipeline::claims::MemoryClaims;
 
@@ -232,15 +182,14 @@ mod tests {
         down: bool,
     }
 
+    #[async_trait]
     impl Bus for RecordingBus {
-        fn publish(&self, event: &MessageCreated) -> Publishing {
-            let taken = if self.down {
-                Err(BusError::Unavailable("down".to_owned()))
-            } else {
-                self.published.lock().unwrap().push(event.clone());
-                Ok(())
-            };
-            Box::pin(std::future::ready(taken))
+        async fn publish(&self, event: &MessageCreated) -> Result<(), BusError> {
+            if self.down {
+                return Err(BusError::Unavailable("down".to_owned()));
+            }
+            self.published.lock().unwrap().push(event.clone());
+            Ok(())
         }
     }
 
@@ -339,31 +288,5 @@ mod tests {
             claims.get(&key).await.unwrap().as_deref(),
             Some("123456789")
         );
-    }
-
-    #[tokio::test]
-    async fn the_bus_takes_messages_in_hand_over_order_whatever_order_their_acks_are_awaited_in() {
-        let bus = Arc::new(RecordingBus::default());
-        let acceptor = acceptor(bus.clone(), Arc::new(MemoryClaims::new(100)));
-        let author = UserId::random();
-        let first = acceptor
-            .hand_over(submission(author, Some("c1")), &mut steps())
-            .await
-            .unwrap();
-        let second = acceptor
-            .hand_over(submission(author, Some("c2")), &mut steps())
-            .await
-            .unwrap();
-        let second = second.acknowledged(&mut steps()).await.unwrap();
-        let first = first.acknowledged(&mut steps()).await.unwrap();
-        let published: Vec<MessageId> = bus
-            .published
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|event| event.message.id)
-            .collect();
-        assert_eq!(published, [first.id, second.id]);
-        assert!(first.id < second.id);
     }
 }

@@ -4,11 +4,9 @@
 
 use std::{sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use tokio::{
-    sync::{
-        mpsc::{self, error::TrySendError},
-        watch,
-    },
+    sync::{mpsc, watch},
     task::JoinHandle,
 };
 
@@ -16,11 +14,10 @@ use super::{
     outage::Stopping,
     process::{ProcessError, Processor, Reading},
     retry::{after_failure, AfterFailure},
-    Bus, BusError, MessageCreated, Publishing,
+    Bus, BusError, MessageCreated,
 };
 
-/// Messages that may wait for the consumer; past it, a publish is refused
-/// (`chat_503`).
+/// Messages that may wait for the consumer before senders are pushed back.
 const QUEUE: usize = 10_000;
 /// Wait before the first store retry; doubled for the next.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
@@ -40,17 +37,13 @@ pub fn channel() -> (InProcessBus, InProcessQueue) {
     (InProcessBus { sender }, InProcessQueue(receiver))
 }
 
+#[async_trait]
 impl Bus for InProcessBus {
-    fn publish(&self, event: &MessageCreated) -> Publishing {
-        // Taken now or refused now: waiting for room could let a later
-        // publish of the same room overtake this one.
-        let taken = self.sender.try_send(event.clone()).map_err(|error| {
-            BusError::Unavailable(match error {
-                TrySendError::Full(_) => "the in-process queue is full".to_owned(),
-                TrySendError::Closed(_) => "the in-process consumer has stopped".to_owned(),
-            })
-        });
-        Box::pin(std::future::ready(taken))
+    async fn publish(&self, event: &MessageCreated) -> Result<(), BusError> {
+        self.sender
+            .send(event.clone())
+            .await
+            .map_err(|_| BusError::Unavailable("the in-process consumer has stopped".to_owned()))
     }
 }
 

@@ -47,7 +47,7 @@ pub mod process;
 pub mod retry;
 pub mod topics;
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Message, UserId};
@@ -92,19 +92,13 @@ pub enum BusError {
     Encode(#[from] serde_json::Error),
 }
 
-/// Where accepted messages go.
+/// Where accepted messages go. `publish` returns only once the bus holds
+/// the message durably (Kafka acknowledged it, or it is queued in process).
+#[async_trait]
 pub trait Bus: Send + Sync {
     /// Publishes `event` on the created-message topic, keyed by its room.
-    /// The bus takes the event during the call, behind every event handed
-    /// to it before, so a room's events keep the order of these calls
-    /// however their acknowledgements are awaited; the returned future
-    /// ends once the bus holds it durably (Kafka acknowledged it, or it
-    /// is queued in process).
-    fn publish(&self, event: &MessageCreated) -> Publishing;
+    async fn publish(&self, event: &MessageCreated) -> Result<(), BusError>;
 }
-
-/// A publish the bus has taken, waiting for its acknowledgement.
-pub type Publishing = BoxFuture<'static, Result<(), BusError>>;
 
 /// Current time in Unix milliseconds.
 pub(crate) fn now_ms() -> i64 {

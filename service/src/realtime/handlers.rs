@@ -16,7 +16,7 @@ use socketioxide::{
 };
 use tokio::{
     sync::{mpsc, oneshot},
-    time::{error::Elapsed, Duration, Instant},
+    time::{Duration, Instant},
 };
 use tracing::{field, Instrument, Span};
 
@@ -27,11 +27,11 @@ use super::{
     RealtimeState,
 };
 use crate::{
-    domain::{RoomId, UserId},
+    domain::UserId,
     fanout::{room_channel, socket_channel, user_channel},
     limits::{rate_limit::Bucket, sockets::SocketSlot},
     locks::LockExt,
-    pipeline::accept::{Accepted, HandedOver, Submission},
+    pipeline::accept::{Accepted, Submission},
     telemetry::{self, Steps},
 };
 
@@ -117,8 +117,7 @@ const QUEUED_BYTES: usize = 256 * 1024;
 /// first), so a client that pipelines would see its messages overtake each
 /// other. This handler implements [`MessageHandler`] directly: its `call`
 /// runs synchronously as each packet is read, so the queue holds the
-/// socket's order, and [`send_in_order`] hands them to the bus from it one
-/// at a time.
+/// socket's order, and [`send_in_order`] accepts from it one at a time.
 ///
 /// The rate is checked on arrival too (per socket, at the user's rate and
 /// burst, in this process): a client that floods is refused before its
@@ -270,12 +269,8 @@ async fn on_read<A: Adapter>(
     }
 }
 
-/// Hands one socket's messages to the bus in the order it sent them, one
-/// at a time, and awaits each one's acknowledgement beside the next ones'
-/// hand-over: the ack says `accepted` only once the bus holds the message,
-/// and one slow publish (a cold or failing-over Kafka) does not hold up
-/// the answers queued behind it. What awaits at once is bounded by the
-/// arrival rate times [`ANSWER_WITHIN`].
+/// Accepts one socket's messages in the order it sent them; the ack says
+/// `accepted` only once the bus holds the message.
 async fn send_in_order<A: Adapter>(
     state: RealtimeState,
     user: UserId,
@@ -293,54 +288,32 @@ async fn send_in_order<A: Adapter>(
             message_id = field::Empty,
         );
         let room = payload.as_ref().ok().and_then(room_hint);
-        let deadline = arrived + ANSWER_WITHIN;
         let mut steps = Steps::since(arrived.into_std(), "queued");
-        // Boxed, so that the task of an idle socket stays small (the
-        // hand-over is most of its size).
-        let handing = Box::pin(
-            hand_over(&state, user, origin.clone(), payload, &mut steps).instrument(span.clone()),
+        // Boxed, so that the task of an idle socket stays small (the send
+        // is most of its size).
+        let sent = Box::pin(
+            send(&state, user, origin.clone(), payload, &mut steps).instrument(span.clone()),
         );
-        match tokio::time::timeout_at(deadline, handing).await {
-            Ok(Ok((handed, room))) => {
-                let acknowledged = async move {
-                    let outcome =
-                        tokio::time::timeout_at(deadline, handed.acknowledged(&mut steps))
-                            .await
-                            .map(|acked| acked.map_err(|error| Failure::new(error, Some(room))));
-                    answer(respond, outcome, Some(room), &steps);
-                };
-                tokio::spawn(acknowledged.instrument(span));
-            }
-            Ok(Err(failure)) => span.in_scope(|| answer(respond, Ok(Err(failure)), room, &steps)),
-            Err(late) => span.in_scope(|| answer(respond, Err(late), room, &steps)),
+        let outcome = tokio::time::timeout_at(arrived + ANSWER_WITHIN, sent).await;
+        let _entered = span.enter();
+        if steps.elapsed() >= SLOW_ANSWER && telemetry::warn_now() {
+            tracing::warn!(
+                steps = %steps.describe(),
+                answered = outcome.is_ok(),
+                "slow message: its answer took long (at most one such line a second)"
+            );
         }
-    }
-}
-
-/// Answers a `message`: `accepted`, its failure, or `chat_503` when its
-/// deadline passed first; a slow one is logged with where its time went.
-fn answer<A: Adapter>(
-    respond: Responder<A>,
-    outcome: Result<Result<Accepted, Failure>, Elapsed>,
-    room: Option<RoomId>,
-    steps: &Steps,
-) {
-    if steps.elapsed() >= SLOW_ANSWER && telemetry::warn_now() {
-        tracing::warn!(
-            steps = %steps.describe(),
-            answered = outcome.is_ok(),
-            "slow message: its answer took long (at most one such line a second)"
-        );
-    }
-    match outcome {
-        Ok(Ok(accepted)) => respond.ok(&json!({
-            "status": "accepted",
-            "messageId": accepted.id,
-        })),
-        Ok(Err(failure)) => respond.fail(&failure),
-        Err(_) => {
-            metrics::counter!("messages_failed_total", "stage" => "answer_deadline").increment(1);
-            respond.fail(&Failure::new(SocketError::Unavailable, room));
+        match outcome {
+            Ok(Ok(accepted)) => respond.ok(&json!({
+                "status": "accepted",
+                "messageId": accepted.id,
+            })),
+            Ok(Err(failure)) => respond.fail(&failure),
+            Err(_) => {
+                metrics::counter!("messages_failed_total", "stage" => "answer_deadline")
+                    .increment(1);
+                respond.fail(&Failure::new(SocketError::Unavailable, room));
+            }
         }
     }
 }
@@ -348,14 +321,13 @@ fn answer<A: Adapter>(
 /// An answer this late is logged with where its time went.
 const SLOW_ANSWER: Duration = Duration::from_millis(500);
 
-/// Checks a `message` and hands it to the bus: the ordered half of sending.
-async fn hand_over(
+async fn send(
     state: &RealtimeState,
     user: UserId,
     origin_socket: String,
     payload: Result<Value, ParserError>,
     steps: &mut Steps,
-) -> Result<(HandedOver, RoomId), Failure> {
+) -> Result<Accepted, Failure> {
     let value = payload.map_err(|_| Failure::bad_shape())?;
     let room = room_hint(&value);
     let request = parse_message(&value).map_err(|error| Failure::new(error, room))?;
@@ -380,9 +352,9 @@ async fn hand_over(
             Some(room),
         ));
     }
-    let handed = state
+    let accepted = state
         .acceptor
-        .hand_over(
+        .accept(
             Submission {
                 author: user,
                 audience,
@@ -395,7 +367,7 @@ async fn hand_over(
         )
         .await
         .map_err(|error| Failure::new(error, Some(room)))?;
-    Span::current().record("message_id", field::display(handed.id()));
-    tracing::debug!("message handed to the bus");
-    Ok((handed, room))
+    Span::current().record("message_id", field::display(accepted.id));
+    tracing::debug!(resend = accepted.resend, "message accepted");
+    Ok(accepted)
 }

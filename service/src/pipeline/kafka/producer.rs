@@ -25,10 +25,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use async_trait::async_trait;
 use rdkafka::{
     config::ClientConfig,
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
+    util::Timeout,
 };
 
 use super::{
@@ -39,7 +41,7 @@ use super::{
 use crate::{
     config::KafkaSettings,
     locks::RwLockExt,
-    pipeline::{topics::Topics, Bus, BusError, MessageCreated, Publishing},
+    pipeline::{topics::Topics, Bus, BusError, MessageCreated},
 };
 
 /// The least time between two replacements of the producer.
@@ -147,19 +149,10 @@ impl KafkaBus {
         event: &MessageCreated,
         reason: Option<&str>,
     ) -> Result<(), BusError> {
-        self.hand_over(topic, event, reason).await
-    }
-
-    /// Hands `event` to librdkafka now (so the order of these calls is
-    /// the partition's order) and returns the wait for its acknowledgement.
-    fn hand_over(&self, topic: &str, event: &MessageCreated, reason: Option<&str>) -> Publishing {
         if self.breaker.is_open() {
-            return refused(BusError::Unavailable("Kafka does not answer".to_owned()));
+            return Err(BusError::Unavailable("Kafka does not answer".to_owned()));
         }
-        let payload = match serde_json::to_vec(event) {
-            Ok(payload) => payload,
-            Err(error) => return refused(error.into()),
-        };
+        let payload = serde_json::to_vec(event)?;
         let key = event.message.room_id.to_string();
         let mut record = FutureRecord::to(topic).key(&key).payload(&payload);
         if let Some(reason) = reason {
@@ -168,27 +161,17 @@ impl KafkaBus {
                 value: Some(reason),
             }));
         }
+        // librdkafka's own `message.timeout.ms` can overrun (measured: 10 to
+        // 14 s for 5 s with the brokers down), so the bound is enforced here.
         let producer = self.producer();
-        // librdkafka copies the record into its queue here.
-        let handed = producer.send_result(record).map_err(|(error, _)| error);
-        let (timeout, breaker, topic) = (self.timeout, self.breaker.clone(), topic.to_owned());
-        Box::pin(async move {
-            let error = match handed {
-                // Its queue is full (`queue.buffering.max.messages`).
-                Err(error) => error.to_string(),
-                // librdkafka's own `message.timeout.ms` can overrun
-                // (measured: 10 to 14 s for 5 s with the brokers down), so
-                // the bound is enforced here.
-                Ok(delivery) => match tokio::time::timeout(timeout, delivery).await {
-                    Ok(Ok(Ok(_))) => return Ok(()),
-                    Ok(Ok(Err((error, _)))) => error.to_string(),
-                    Ok(Err(_)) => "the producer dropped the message".to_owned(),
-                    Err(_) => format!("no acknowledgement within {timeout:?}"),
-                },
-            };
-            breaker.trip(&producer, &topic);
-            Err(BusError::Unavailable(error))
-        })
+        let delivery = producer.send(record, Timeout::After(self.timeout));
+        let error = match tokio::time::timeout(self.timeout, delivery).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err((error, _))) => error.to_string(),
+            Err(_) => format!("no acknowledgement within {:?}", self.timeout),
+        };
+        self.breaker.trip(&producer, topic);
+        Err(BusError::Unavailable(error))
     }
 
     /// Waits for queued messages to be acknowledged, for at most `timeout`.
@@ -199,12 +182,9 @@ impl KafkaBus {
     }
 }
 
+#[async_trait]
 impl Bus for KafkaBus {
-    fn publish(&self, event: &MessageCreated) -> Publishing {
-        self.hand_over(&self.topics.created, event, None)
+    async fn publish(&self, event: &MessageCreated) -> Result<(), BusError> {
+        self.send(&self.topics.created, event, None).await
     }
-}
-
-fn refused(error: BusError) -> Publishing {
-    Box::pin(std::future::ready(Err(error)))
 }
