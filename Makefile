@@ -74,7 +74,7 @@ REPL_STACK_ENV := CASSANDRA_NODE_HOSTS=127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9
 	"CASSANDRA_REPLICATION={'class': 'NetworkTopologyStrategy', 'datacenter1': 3}" \
 	CACHE_SENTINELS=127.0.0.1:26379,127.0.0.2:26379,127.0.0.3:26379 CACHE_SENTINEL_MASTER=chat \
 	KAFKA_BROKERS=127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092 KAFKA_PUBLISH_TIMEOUT_MS=1400 \
-	KAFKA_TOPIC_REPLICATION=3
+	KAFKA_TOPIC_REPLICATION=3 KAFKA_SESSION_TIMEOUT_MS=3000
 
 .PHONY: stack-up-replicated stack-down-replicated stack-status-replicated
 stack-up-replicated: ## Start the replicated stack (3 Cassandra, 3 Kafka, Redis + replica + 3 Sentinels on 127.0.0.1-3)

@@ -106,7 +106,7 @@ start_instance() {
       CACHE_SENTINELS="$(join_nodes "${SENTINEL_PORT:-26379}")"
       CACHE_SENTINEL_MASTER="${SENTINEL_MASTER:-chat}"
       KAFKA_BROKERS="$(join_nodes "$KAFKA_PORT")" KAFKA_PUBLISH_TIMEOUT_MS=1400
-      KAFKA_TOPIC_REPLICATION=3
+      KAFKA_TOPIC_REPLICATION=3 KAFKA_SESSION_TIMEOUT_MS=3000
     )
   fi
   # Own session and no terminal: it outlives the `ctl` that started it.

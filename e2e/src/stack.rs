@@ -196,6 +196,12 @@ impl Stack {
                 // short enough to answer within the contract's 1.5 s.
                 ("KAFKA_PUBLISH_TIMEOUT_MS", "1400".to_owned()),
                 ("KAFKA_TOPIC_REPLICATION", "3".to_owned()),
+                // Longer than a group coordinator's failover: when the
+                // broker that dies was the coordinator, its successor
+                // loaded the group 1.6 s after the kill in one run, and a
+                // 2 s session had the consumers give up their partitions
+                // first and rejoin as new members (deliveries waited 4 s).
+                ("KAFKA_SESSION_TIMEOUT_MS", "3000".to_owned()),
             ]
         });
         [
