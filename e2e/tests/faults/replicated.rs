@@ -175,26 +175,39 @@ async fn node_killed_under_traffic(victim: Victim, name: &str) -> NodeRun {
 /// Prints the answers that took longer than [`SLOW_ANSWER`], lane by lane
 /// as runs of consecutive sends: where a fault cost time, and how much.
 fn print_slow_answers(ops: &[crate::history::Op]) {
+    /// Consecutive slow answers of one lane.
+    struct Run {
+        lane: usize,
+        seqs: (usize, usize),
+        sent: (Duration, Duration),
+        slowest: Duration,
+    }
     let mut slow: Vec<&crate::history::Op> = ops
         .iter()
         .filter(|op| op.ended_at.saturating_sub(op.sent_at) > SLOW_ANSWER)
         .collect();
     slow.sort_by_key(|op| (op.lane, op.seq));
-    let mut runs: Vec<(usize, usize, usize, Duration, Duration, Duration)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     for op in slow {
         let wait = op.ended_at.saturating_sub(op.sent_at);
         match runs.last_mut() {
-            Some(run) if run.0 == op.lane && run.2 + 1 == op.seq => {
-                run.2 = op.seq;
-                run.4 = op.sent_at;
-                run.5 = run.5.max(wait);
+            Some(run) if run.lane == op.lane && run.seqs.1 + 1 == op.seq => {
+                run.seqs.1 = op.seq;
+                run.sent.1 = op.sent_at;
+                run.slowest = run.slowest.max(wait);
             }
-            _ => runs.push((op.lane, op.seq, op.seq, op.sent_at, op.sent_at, wait)),
+            _ => runs.push(Run {
+                lane: op.lane,
+                seqs: (op.seq, op.seq),
+                sent: (op.sent_at, op.sent_at),
+                slowest: wait,
+            }),
         }
     }
-    for (lane, first, last, from, to, worst) in runs {
+    for run in runs {
         eprintln!(
-            "   slow answers: lane {lane} seq {first}..={last} sent {from:.2?} to {to:.2?}, slowest {worst:.2?}"
+            "   slow answers: lane {} seq {}..={} sent {:.2?} to {:.2?}, slowest {:.2?}",
+            run.lane, run.seqs.0, run.seqs.1, run.sent.0, run.sent.1, run.slowest
         );
     }
 }
