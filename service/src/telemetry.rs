@@ -3,15 +3,14 @@
 //! `/metrics`.
 
 use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        OnceLock,
-    },
+    sync::{Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::locks::LockExt;
 
 /// Installs the global tracing subscriber. `RUST_LOG` sets the filter
 /// (default `info`); `LOG_FORMAT=json` switches to one JSON object a line.
@@ -58,7 +57,6 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// a slow one spent its time. Holds up to [`Steps::MAX`] steps; later
 /// ones are folded into the last.
 pub struct Steps {
-    began: Instant,
     steps: [(&'static str, Instant); Steps::MAX],
     len: usize,
 }
@@ -69,7 +67,6 @@ impl Steps {
     /// An operation that began at `began`, in a first step `first`.
     pub fn since(began: Instant, first: &'static str) -> Self {
         Self {
-            began,
             steps: [(first, began); Self::MAX],
             len: 1,
         }
@@ -85,7 +82,7 @@ impl Steps {
 
     /// How long the operation has taken so far.
     pub fn elapsed(&self) -> Duration {
-        self.began.elapsed()
+        self.steps[0].1.elapsed()
     }
 
     /// Each step and how long it took; the last one lasts until now.
@@ -108,14 +105,42 @@ impl Steps {
     }
 }
 
-/// True at most once a second across the process: lets a warning that
-/// every request of an outage would repeat be logged now and then.
-pub fn warn_now() -> bool {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    LAST.swap(now, Ordering::Relaxed) != now
+/// How long the service's repeated warnings stay muted after one went out.
+pub const MUTE_FOR: Duration = Duration::from_secs(30);
+
+/// A warning that every request of an outage would repeat, let out at
+/// most once per period.
+pub struct Muted {
+    every: Duration,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Muted {
+    /// Lets one warning out per `every`.
+    pub const fn every(every: Duration) -> Self {
+        Self {
+            every,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// True when none went out in the last period; this one then does.
+    pub fn may_log(&self) -> bool {
+        let mut last = self.last.lock_or_recover();
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < self.every) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+impl Default for Muted {
+    /// Muted for [`MUTE_FOR`].
+    fn default() -> Self {
+        Self::every(MUTE_FOR)
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +158,14 @@ mod tests {
         assert!(durations[0].1 >= Duration::from_millis(30));
         assert_eq!(durations[1].0, "publish");
         assert!(steps.describe().starts_with("queued "));
+    }
+
+    #[test]
+    fn a_muted_warning_goes_out_once_per_period() {
+        let muted = Muted::every(Duration::from_secs(60));
+        assert!(muted.may_log());
+        assert!(!muted.may_log());
+        assert!(Muted::every(Duration::ZERO).may_log());
     }
 
     #[test]

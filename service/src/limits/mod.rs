@@ -32,11 +32,10 @@ use self::{rate_limit::RateLimiter, throttle::LoginThrottle};
 use crate::domain::{RoomId, UserId};
 use crate::locks::LockExt;
 use crate::redis_link::RedisLink;
+use crate::telemetry::Muted;
 
 /// How long a limit check may wait for Redis before falling back.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// How often a fallback is logged while it lasts.
-const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// Generic cell rate algorithm in one round trip: the key holds the
 /// theoretical arrival time (ms, Redis's own clock, so instances' clocks
@@ -59,15 +58,15 @@ struct Shared {
     connection: RedisLink,
     prefix: String,
     gcra: redis::Script,
-    warned_at: Mutex<Option<Instant>>,
+    /// A fallback is logged once per
+    /// [`MUTE_FOR`](crate::telemetry::MUTE_FOR) while it lasts.
+    fallback_warnings: Muted,
 }
 
 impl Shared {
     fn warn_fallback(&self, what: &str, error: &dyn std::fmt::Display) {
-        let mut warned = self.warned_at.lock_or_recover();
-        if warned.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+        if self.fallback_warnings.may_log() {
             tracing::warn!(cause = %error, "{what}: Redis does not answer; counting per instance");
-            *warned = Some(Instant::now());
         }
         metrics::counter!("limits_fallback_total", "limit" => what.to_owned()).increment(1);
     }
@@ -155,7 +154,7 @@ impl Limits {
                 connection,
                 prefix: prefix.into(),
                 gcra: redis::Script::new(GCRA),
-                warned_at: Mutex::default(),
+                fallback_warnings: Muted::default(),
             }),
             ..Self::local(rate_per_second, burst)
         }

@@ -32,7 +32,7 @@ use crate::{
     limits::{rate_limit::Bucket, sockets::SocketSlot},
     locks::LockExt,
     pipeline::accept::{Accepted, Submission},
-    telemetry::{self, Steps},
+    telemetry::{Muted, Steps},
 };
 
 /// Sets up a newly authenticated socket: joins its user's and its own
@@ -296,7 +296,7 @@ async fn send_in_order<A: Adapter>(
         );
         let outcome = tokio::time::timeout_at(arrived + ANSWER_WITHIN, sent).await;
         let _entered = span.enter();
-        if steps.elapsed() >= SLOW_ANSWER && telemetry::warn_now() {
+        if steps.elapsed() >= SLOW_ANSWER && SLOW_ANSWERS_LOGGED.may_log() {
             tracing::warn!(
                 steps = %steps.describe(),
                 answered = outcome.is_ok(),
@@ -320,6 +320,8 @@ async fn send_in_order<A: Adapter>(
 
 /// An answer this late is logged with where its time went.
 const SLOW_ANSWER: Duration = Duration::from_millis(500);
+/// At most one slow answer a second is logged.
+static SLOW_ANSWERS_LOGGED: Muted = Muted::every(Duration::from_secs(1));
 
 async fn send(
     state: &RealtimeState,

@@ -1,16 +1,13 @@
 //! A librdkafka client context that keeps the log readable: with the
 //! brokers away, librdkafka reports the same failure several times a
 //! second per client. The first report is a warning; repeats within
-//! [`QUIET_FOR`] go to debug. It also turns librdkafka's statistics into
+//! [`MUTE_FOR`](crate::telemetry::MUTE_FOR) go to debug. It also turns librdkafka's statistics into
 //! the `kafka_consumer_lag` gauge, and notes when librdkafka dropped a
 //! partition's leader change (see [`DroppedLeader`]).
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
-    },
-    time::{Duration, Instant},
+use std::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering},
+    Arc,
 };
 
 use rdkafka::{
@@ -18,15 +15,12 @@ use rdkafka::{
     Statistics,
 };
 
-use crate::locks::LockExt;
-
-/// How long repeated errors stay at debug level after a warning.
-const QUIET_FOR: Duration = Duration::from_secs(30);
+use crate::telemetry::Muted;
 
 /// The context of every Kafka client of the service.
 #[derive(Default)]
 pub struct QuietContext {
-    last_warning: Mutex<Option<Instant>>,
+    warnings: Muted,
     dropped_leader: DroppedLeader,
     /// The requests this client had sent to the brokers at its last
     /// statistics, so each report adds only what is new.
@@ -34,15 +28,10 @@ pub struct QuietContext {
 }
 
 impl QuietContext {
-    /// True when no warning went out in the last [`QUIET_FOR`].
+    /// True when no warning went out in the last
+    /// [`MUTE_FOR`](crate::telemetry::MUTE_FOR).
     fn may_warn(&self) -> bool {
-        let mut last = self.last_warning.lock_or_recover();
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < QUIET_FOR) {
-            return false;
-        }
-        *last = Some(now);
-        true
+        self.warnings.may_log()
     }
 
     /// The flag this context sets when librdkafka skipped a leader change,
