@@ -7,8 +7,10 @@
 //! ([`Traffic::wait_steady`]): a CI run killed `cassandra-2` 1.8 s into
 //! the first test on a fresh stack, while a cold Kafka still took 100 to
 //! 300 ms per publish, and 28 answers queued past the deadline. Each run
-//! prints its slow answers and what the instances logged. For a Cassandra node and for the Kafka broker that leads
-//! the busy partition the goal is that clients notice nothing: every
+//! prints its slow answers and what the instances logged.
+//!
+//! For a Cassandra node and for the Kafka broker that leads the busy
+//! partition the goal is that clients notice nothing: every
 //! message accepted, none refused, none lost, each delivered once and in
 //! order, `/ready` 200 throughout, and the p99 delivery delay of the
 //! messages sent during the fault under 2 s; the Cassandra test holds the
